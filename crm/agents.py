@@ -1,0 +1,112 @@
+"""Agents: who takes calls and leads, how to reach them, whether they are on duty."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm.clock import Clock
+from crm.errors import InvalidInput, InvalidPhone, NotFound
+from crm.models import Agent
+from crm.phones import parse_phone
+from crm.text import clean_name
+
+ROLES = ("agent", "admin")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentView:
+    """What `agent list` and `GET /agents` show of an agent."""
+
+    id: int
+    name: str
+    phone: str | None
+    role: str
+    on_duty: bool
+    telegram_bound: bool
+    sip_uri: str | None
+    client_identity: str | None
+
+    @classmethod
+    def of(cls, agent: Agent) -> AgentView:
+        return cls(
+            id=agent.id,
+            name=agent.name,
+            phone=agent.phone,
+            role=agent.role,
+            on_duty=agent.on_duty,
+            telegram_bound=agent.telegram_chat_id is not None,
+            sip_uri=agent.sip_uri,
+            client_identity=agent.client_identity,
+        )
+
+
+class Agents:
+    def __init__(self, region: str, clock: Clock) -> None:
+        self.region = region
+        self.clock = clock
+
+    async def add(
+        self,
+        s: AsyncSession,
+        name: str,
+        *,
+        phone: str | None,
+        role: str = "agent",
+        sip_uri: str | None = None,
+        client_identity: str | None = None,
+    ) -> Agent:
+        """A new agent with a fresh invite code for binding their Telegram chat."""
+        errors: dict[str, str] = {}
+        try:
+            clean = clean_name(name)
+        except InvalidInput as exc:
+            errors.update(exc.fields)
+        if role not in ROLES:
+            errors["role"] = f"must be one of {', '.join(ROLES)}"
+        e164 = raw = None
+        if phone:
+            try:
+                parsed = parse_phone(phone, self.region)
+                e164, raw = parsed.e164, parsed.raw
+            except InvalidPhone as exc:
+                errors["phone"] = str(exc)
+        if sip_uri and not sip_uri.startswith(("sip:", "sips:")):
+            errors["sip"] = f"{sip_uri!r} is not a SIP URI (sip:user@host)"
+        if not (phone or sip_uri or client_identity):
+            errors["phone"] = "give a phone number, a SIP URI or a Twilio Client identity to ring"
+        if errors:
+            raise InvalidInput(errors)
+        if e164 and await self.active_by_phone(s, e164) is not None:
+            raise InvalidInput({"phone": f"{e164} is already an agent's number"})
+        agent = Agent(
+            name=clean,
+            phone=e164,
+            phone_raw=raw,
+            role=role,
+            sip_uri=sip_uri,
+            client_identity=client_identity,
+            on_duty=True,
+            invite_code=secrets.token_urlsafe(12),
+            created_at=self.clock.now(),
+        )
+        s.add(agent)
+        await s.flush()
+        return agent
+
+    async def get(self, s: AsyncSession, agent_id: int) -> Agent:
+        agent = await s.get(Agent, agent_id)
+        if agent is None:
+            raise NotFound(f"no agent with id {agent_id}")
+        return agent
+
+    async def active(self, s: AsyncSession) -> list[Agent]:
+        rows = await s.execute(select(Agent).where(Agent.removed_at.is_(None)).order_by(Agent.id))
+        return list(rows.scalars())
+
+    async def active_by_phone(self, s: AsyncSession, e164: str) -> Agent | None:
+        rows = await s.execute(select(Agent).where(Agent.phone == e164, Agent.removed_at.is_(None)).limit(1))
+        return rows.scalar_one_or_none()

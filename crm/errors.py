@@ -1,0 +1,35 @@
+"""Errors the domain raises: values a user can act on, mapped to HTTP or bot answers at the edge."""
+
+from __future__ import annotations
+
+
+class CrmError(Exception):
+    """Base of every expected failure; `code` is the machine-readable `error` field."""
+
+    code = "crm_error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(CrmError):
+    code = "not_found"
+
+
+class Conflict(CrmError):
+    code = "conflict"
+
+
+class InvalidInput(CrmError):
+    """One or more fields are wrong; `fields` maps each field to what is wrong with it."""
+
+    code = "invalid"
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in fields.items()))
+        self.fields = fields
+
+
+class InvalidPhone(ValueError):
+    """A phone number that cannot be read: `InvalidPhone("12: too short for US")`."""

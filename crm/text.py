@@ -1,0 +1,47 @@
+"""Small text rules shared by matching and search: folded names, normalised e-mail addresses."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from crm.errors import InvalidInput
+
+# Deliberately simple: one @, a dot in the domain, no spaces. Real validity is proven by delivery.
+_EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;.]{2,}$")
+MAX_NAME = 300
+MAX_EMAIL = 320
+
+
+def fold(text: str) -> str:
+    """Case- and accent-insensitive form for search: `Müller` and `MULLER` both fold to `muller`."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(stripped.casefold().split())
+
+
+def clean_name(name: str | None, field: str = "name") -> str:
+    """A display name with white space tidied; empty names are refused."""
+    text = " ".join((name or "").split())
+    if not text:
+        raise InvalidInput({field: "must not be empty"})
+    if len(text) > MAX_NAME:
+        raise InvalidInput({field: f"longer than {MAX_NAME} characters"})
+    return text
+
+
+def normalize_email(raw: str) -> str:
+    """The lower-cased address used for matching, or `ValueError` saying what is wrong."""
+    text = raw.strip()
+    if len(text) > MAX_EMAIL:
+        raise ValueError(f"longer than {MAX_EMAIL} characters")
+    if not _EMAIL.match(text):
+        raise ValueError(f"{text!r} is not an e-mail address")
+    return text.casefold()
+
+
+def split_list(value: str | None) -> list[str]:
+    """`a; b, c` → `["a", "b", "c"]`: how CSV cells hold several phones, e-mails or tags."""
+    if not value:
+        return []
+    return [part.strip() for part in re.split(r"[;,]", value) if part.strip()]
