@@ -120,8 +120,8 @@ async def build_cards(
         .where(Deal.client_id.in_(present), Deal.closed_at.is_(None))
         .order_by(Deal.id)
     ):
-        deals[row.client_id].append(
-            DealView(row.id, row.title, row.name, row.amount, row.owner_id, row.created_at)
+        deals[drow.client_id].append(
+            DealView(drow.id, drow.title, drow.name, drow.amount, drow.owner_id, drow.created_at)
         )
 
     tasks: dict[int, list[TaskView]] = defaultdict(list)

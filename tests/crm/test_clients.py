@@ -25,7 +25,9 @@ async def test_a_caller_is_found_by_any_spelling_of_their_number(store: Store, c
 
 async def test_a_second_number_finds_the_same_client(store: Store, crm: Crm) -> None:
     async with store.session() as s:
-        ada = await crm.clients.create(s, ClientDraft(name="Ada", phones=["(415) 555-0100", "+44 7700 900123"]))
+        ada = await crm.clients.create(
+            s, ClientDraft(name="Ada", phones=["(415) 555-0100", "+44 7700 900123"])
+        )
     async with store.session() as s:
         found = await crm.clients.find_or_create_by_phone(s, "+44 7700-900-123")
     assert found.client_id == ada and not found.created
@@ -83,7 +85,9 @@ async def test_messenger_accounts_match_their_client(store: Store, crm: Crm) -> 
 
 async def test_a_number_of_another_client_is_a_conflict_not_a_duplicate(store: Store, crm: Crm) -> None:
     async with store.session() as s:
-        await crm.clients.create(s, ClientDraft(name="Ada", phones=["+14155550100"], emails=["ada@example.com"]))
+        await crm.clients.create(
+            s, ClientDraft(name="Ada", phones=["+14155550100"], emails=["ada@example.com"])
+        )
     with pytest.raises(Conflict, match="belongs to client"):
         async with store.session() as s:
             await crm.clients.create(s, ClientDraft(name="Imposter", phones=["(415) 555-0100"]))
@@ -97,7 +101,9 @@ async def test_a_number_of_another_client_is_a_conflict_not_a_duplicate(store: S
 async def test_bad_fields_are_all_reported_and_nothing_is_written(store: Store, crm: Crm) -> None:
     with pytest.raises(InvalidInput) as caught:
         async with store.session() as s:
-            await crm.clients.create(s, ClientDraft(name="Ada", phones=["12", "+14155550100"], emails=["nope"]))
+            await crm.clients.create(
+                s, ClientDraft(name="Ada", phones=["12", "+14155550100"], emails=["nope"])
+            )
     assert set(caught.value.fields) == {"phones[0]", "emails[0]"}
     with pytest.raises(InvalidInput, match="name"):
         async with store.session() as s:

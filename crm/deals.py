@@ -1,0 +1,69 @@
+"""Deals move through a pipeline's stages; Won and Lost close them."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm.clock import Clock
+from crm.errors import InvalidInput, NotFound
+from crm.models import Deal, Stage
+
+PIPELINE = "default"
+
+
+async def stage_by_name(s: AsyncSession, name: str, pipeline: str = PIPELINE) -> Stage:
+    row = await s.execute(select(Stage).where(Stage.pipeline == pipeline, Stage.name == name))
+    stage = row.scalar_one_or_none()
+    if stage is None:
+        names = (
+            await s.execute(select(Stage.name).where(Stage.pipeline == pipeline).order_by(Stage.position))
+        ).scalars()
+        raise InvalidInput({"stage": f"no stage {name!r}; stages are {', '.join(names)}"})
+    return stage
+
+
+async def first_stage(s: AsyncSession, pipeline: str = PIPELINE) -> Stage:
+    row = await s.execute(select(Stage).where(Stage.pipeline == pipeline).order_by(Stage.position).limit(1))
+    return row.scalar_one()
+
+
+async def open_deal(
+    s: AsyncSession,
+    client_id: int,
+    title: str,
+    *,
+    clock: Clock,
+    owner_id: int | None = None,
+    amount: int | None = None,
+    lead_id: int | None = None,
+) -> Deal:
+    """A new deal in the pipeline's first stage."""
+    now = clock.now()
+    stage = await first_stage(s)
+    deal = Deal(
+        client_id=client_id,
+        title=title,
+        stage_id=stage.id,
+        owner_id=owner_id,
+        amount=amount,
+        lead_id=lead_id,
+        created_at=now,
+        updated_at=now,
+    )
+    s.add(deal)
+    await s.flush()
+    return deal
+
+
+async def move_deal(s: AsyncSession, deal_id: int, stage_name: str, *, clock: Clock) -> Deal:
+    """Put a deal in another stage; a Won or Lost stage closes it, any other reopens it."""
+    deal = await s.get(Deal, deal_id)
+    if deal is None:
+        raise NotFound(f"no deal with id {deal_id}")
+    stage = await stage_by_name(s, stage_name)
+    deal.stage_id = stage.id
+    deal.updated_at = clock.now()
+    deal.closed_at = deal.updated_at if (stage.is_won or stage.is_lost) else None
+    await s.flush()
+    return deal

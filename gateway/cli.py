@@ -1,0 +1,268 @@
+"""`crm-gateway`: serve, upgrade the schema, manage agents and tokens, import and export clients.
+
+Every command that prints a result takes `--json` and then prints exactly one JSON object on
+stdout. Errors go to stderr, one line each, with a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from crm.errors import CrmError, InvalidInput
+from gateway.settings import Settings, SettingsError, load_settings
+
+EXIT_ERROR = 1
+EXIT_CONFIG = 2
+
+log = logging.getLogger("gateway")
+
+
+class CliError(Exception):
+    """A failure to report as one line on stderr."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help(sys.stderr)
+        return EXIT_ERROR
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)  # noqa: T201  # a CLI speaks on stderr
+        return EXIT_CONFIG
+    try:
+        result = args.run(settings, args)
+    except InvalidInput as exc:
+        for name, problem in exc.fields.items():
+            print(f"error: {name}: {problem}", file=sys.stderr)  # noqa: T201
+        return EXIT_ERROR
+    except (CrmError, CliError) as exc:
+        print(f"error: {exc}", file=sys.stderr)  # noqa: T201
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    if result is not None:
+        _emit(args, *result)
+    return 0
+
+
+def _emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(data, ensure_ascii=False))  # noqa: T201
+    else:
+        print(text)  # noqa: T201
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crm-gateway", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    def command(
+        group: Any, name: str, help_text: str, run: Callable[..., Any], *, json_flag: bool = True
+    ) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = group.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(run=run)
+        if json_flag:
+            p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+        return p
+
+    command(sub, "serve", "upgrade the schema, then serve until SIGINT/SIGTERM", _serve, json_flag=False)
+
+    db = sub.add_parser("db", help="the database schema").add_subparsers(metavar="ACTION")
+    command(db, "upgrade", "upgrade the schema to the newest version (Alembic)", _db_upgrade)
+
+    agent = sub.add_parser("agent", help="agents who take calls and leads").add_subparsers(metavar="ACTION")
+    add = command(agent, "add", "add an agent; prints the invite code for the Telegram bot", _agent_add)
+    add.add_argument("name")
+    add.add_argument("--phone", required=True, help="the agent's phone number, rung for calls")
+    add.add_argument("--role", choices=("agent", "admin"), default="agent")
+    add.add_argument("--sip", help="a SIP URI to ring instead of the phone (sip:alice@pbx.example.com)")
+    add.add_argument("--client", help="a Twilio Client identity to ring instead of the phone")
+    command(agent, "list", "list the agents", _agent_list)
+
+    token = sub.add_parser("token", help="REST API tokens").add_subparsers(metavar="ACTION")
+    create = command(token, "create", "make a bearer token for the REST API (shown once)", _token_create)
+    create.add_argument("name", help="who or what uses it, e.g. 'pbx' or 'reports'")
+
+    imp = command(sub, "import", "import clients from a CSV file", _import)
+    imp.add_argument("path", type=Path)
+    exp = command(sub, "export", "export clients to a CSV file", _export)
+    exp.add_argument("path", type=Path)
+    return parser
+
+
+def _with_store(settings: Settings, work: Callable[[Any, Any], Awaitable[Any]]) -> Any:
+    """Run `work(store, crm)` on a store whose schema is current."""
+    from crm.service import Crm
+    from crm.store import Store
+
+    async def run() -> Any:
+        store = Store(settings.database_url, pool_size=2)
+        try:
+            await store.upgrade()
+            return await work(store, Crm(region=settings.default_region))
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def _serve(settings: Settings, _args: argparse.Namespace) -> None:
+    from aiohttp import web
+
+    from gateway.app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    off = settings.disabled_channels()
+    if off:
+        log.info("channels off: %s", "; ".join(off))
+    web.run_app(
+        create_app(settings, upgrade=True),
+        host=settings.host,
+        port=settings.port,
+        shutdown_timeout=30,
+        print=lambda _msg: log.info("serving on http://%s:%s", settings.host, settings.port),
+    )
+
+
+def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    async def work(store: Any, _crm: Any) -> None:
+        return None
+
+    _with_store(settings, work)
+    return {"upgraded": True}, "schema is up to date"
+
+
+def _agent_add(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    async def work(store: Any, crm: Any) -> Any:
+        async with store.session() as s:
+            return await crm.agents.add(
+                s, args.name, phone=args.phone, role=args.role, sip_uri=args.sip, client_identity=args.client
+            )
+
+    agent = _with_store(settings, work)
+    data = {
+        "id": agent.id,
+        "name": agent.name,
+        "phone": agent.phone,
+        "role": agent.role,
+        "invite_code": agent.invite_code,
+    }
+    text = (
+        f"agent {agent.id} added: {agent.name} ({agent.phone}, {agent.role})\n"
+        f"to bind their Telegram chat, they send the bot: /start {agent.invite_code}"
+    )
+    return data, text
+
+
+def _agent_list(settings: Settings, _args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    from crm.agents import AgentView
+
+    async def work(store: Any, crm: Any) -> list[AgentView]:
+        async with store.reading() as s:
+            return [AgentView.of(a) for a in await crm.agents.active(s)]
+
+    agents: list[AgentView] = _with_store(settings, work)
+    rows = [
+        {
+            "id": a.id,
+            "name": a.name,
+            "phone": a.phone,
+            "role": a.role,
+            "on_duty": a.on_duty,
+            "telegram_bound": a.telegram_bound,
+        }
+        for a in agents
+    ]
+    lines = [
+        f"{a.id:>4}  {a.name:<24} {a.phone or '-':<16} {a.role:<6} "
+        f"{'on duty' if a.on_duty else 'off':<8} {'bound' if a.telegram_bound else 'not bound'}"
+        for a in agents
+    ]
+    return {"agents": rows}, "\n".join(
+        lines
+    ) if lines else "no agents yet: add one with `crm-gateway agent add`"
+
+
+def _token_create(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    from crm.tokens import create_token
+
+    async def work(store: Any, crm: Any) -> str:
+        async with store.session() as s:
+            return await create_token(s, args.name, crm.clock)
+
+    token = _with_store(settings, work)
+    return {
+        "name": args.name,
+        "token": token,
+    }, f"{token}\n(shown once: keep it; send it as Authorization: Bearer …)"
+
+
+def _import(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    from crm.csv_import import CsvFormatError, import_clients
+
+    path: Path = args.path
+    if not path.is_file():
+        raise CliError(f"{path}: no such file")
+
+    size = path.stat().st_size
+
+    async def work(store: Any, crm: Any) -> Any:
+        with _progress(size) as advance:
+            return await import_clients(store, path, region=crm.region, clock=crm.clock, progress=advance)
+
+    try:
+        report = _with_store(settings, work)
+    except CsvFormatError as exc:
+        raise CliError(f"{path}: {exc}") from None
+    data = report.as_json()
+    lines = [f"created {report.created}, updated {report.updated}, skipped {report.skipped}"]
+    lines += [f"line {e.line}: {e.reason}" for e in report.errors]
+    return data, "\n".join(lines)
+
+
+def _export(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    from crm.csv_export import export_clients
+
+    async def work(store: Any, _crm: Any) -> int:
+        return await export_clients(store, args.path)
+
+    count = _with_store(settings, work)
+    return {"exported": count, "path": str(args.path)}, f"exported {count} clients to {args.path}"
+
+
+class _progress:
+    """A byte-based tqdm bar on a terminal; nothing when stderr is a pipe or a file."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.bar: Any = None
+
+    def __enter__(self) -> Callable[[int], None]:
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, unit="B", unit_scale=True, desc="importing", file=sys.stderr)
+
+        def advance(done: int) -> None:
+            if self.bar is not None:
+                self.bar.update(done - self.bar.n)
+
+        return advance
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

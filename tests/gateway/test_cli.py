@@ -1,0 +1,166 @@
+"""Operators script `crm-gateway`: one JSON object on stdout with --json, errors on stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CLI = [sys.executable, "-m", "gateway.cli"]
+
+
+def run(
+    args: list[str], env: dict[str, str], cwd: Path, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(CLI + args, env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+@pytest.fixture
+def env(db_url: str) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
+    return {**clean, "CRM_DATABASE_URL": db_url, "PYTHONPATH": str(Path(__file__).parents[2])}
+
+
+def as_json(done: subprocess.CompletedProcess[str]) -> Any:
+    return json.loads(done.stdout)
+
+
+def test_agents_are_added_and_listed(env: dict[str, str], tmp_path: Path) -> None:
+    alice = as_json(run(["agent", "add", "Alice", "--phone", "(415) 555-0001", "--json"], env, tmp_path))
+    assert set(alice) == {"id", "name", "phone", "role", "invite_code"}
+    assert (alice["name"], alice["phone"], alice["role"]) == ("Alice", "+14155550001", "agent")
+    assert len(alice["invite_code"]) >= 12
+    run(
+        [
+            "agent",
+            "add",
+            "Bob",
+            "--phone",
+            "+1 415 555 0002",
+            "--role",
+            "admin",
+            "--sip",
+            "sip:bob@pbx.example",
+            "--json",
+        ],
+        env,
+        tmp_path,
+    )
+    listed = as_json(run(["agent", "list", "--json"], env, tmp_path))
+    assert listed == {
+        "agents": [
+            {
+                "id": alice["id"],
+                "name": "Alice",
+                "phone": "+14155550001",
+                "role": "agent",
+                "on_duty": True,
+                "telegram_bound": False,
+            },
+            {
+                "id": alice["id"] + 1,
+                "name": "Bob",
+                "phone": "+14155550002",
+                "role": "admin",
+                "on_duty": True,
+                "telegram_bound": False,
+            },
+        ]
+    }
+    human = run(["agent", "list"], env, tmp_path).stdout
+    assert "Alice" in human and "Bob" in human
+
+
+def test_bad_agent_input_is_one_line_on_stderr(env: dict[str, str], tmp_path: Path) -> None:
+    done = run(["agent", "add", "Alice", "--phone", "12", "--json"], env, tmp_path, check=False)
+    assert done.returncode != 0
+    assert done.stdout == ""
+    assert "phone" in done.stderr and "too short" in done.stderr
+    run(["agent", "add", "Alice", "--phone", "+14155550001"], env, tmp_path)
+    again = run(["agent", "add", "Alicia", "--phone", "415-555-0001"], env, tmp_path, check=False)
+    assert again.returncode != 0 and "already" in again.stderr
+
+
+def test_a_token_opens_the_api(env: dict[str, str], tmp_path: Path) -> None:
+    made = as_json(run(["token", "create", "pbx", "--json"], env, tmp_path))
+    assert made["name"] == "pbx" and made["token"].startswith("crm_")
+    other = as_json(run(["token", "create", "pbx", "--json"], env, tmp_path))
+    assert other["token"] != made["token"]
+
+
+def test_db_upgrade_is_repeatable(env: dict[str, str], tmp_path: Path) -> None:
+    assert as_json(run(["db", "upgrade", "--json"], env, tmp_path)) == {"upgraded": True}
+    assert as_json(run(["db", "upgrade", "--json"], env, tmp_path)) == {"upgraded": True}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("CRM_PORT", "eighty", "CRM_PORT"),
+        ("CRM_TELEGRAM_MODE", "carrier-pigeon", "CRM_TELEGRAM_MODE"),
+        ("CRM_DEFAULT_REGION", "XX", "CRM_DEFAULT_REGION"),
+        ("CRM_DATABASE_URL", "mysql://x", "CRM_DATABASE_URL"),
+        ("CRM_LEADS_RATE_LIMIT", "lots", "CRM_LEADS_RATE_LIMIT"),
+        ("CRM_TELEGRAM_TOKEN", "123:abc", "CRM_TELEGRAM_TOKEN: unknown variable"),
+    ],
+)
+def test_a_bad_setting_stops_with_one_line_naming_it(
+    env: dict[str, str], tmp_path: Path, variable: str, value: str, says: str
+) -> None:
+    done = run(["agent", "list"], {**env, variable: value}, tmp_path, check=False)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0]
+
+
+def test_settings_are_read_from_a_dotenv_file(env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("CRM_PORT=not-a-port\nOTHER_TOOL_SETTING=1\n")
+    done = run(["agent", "list"], env, tmp_path, check=False)
+    assert done.returncode == 2 and "CRM_PORT" in done.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_answers_health_and_stops_cleanly_on_sigterm(env: dict[str, str], tmp_path: Path) -> None:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [*CLI, "serve"],
+        env={**env, "CRM_PORT": str(port)},
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        body = None
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                    body = json.loads(r.read())
+                    break
+            except OSError:
+                time.sleep(0.1)
+        assert body == {"status": "ok"}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    off_lines = [line for line in out.splitlines() if "channels off" in line]
+    assert len(off_lines) == 1
+    assert "CRM_TELEGRAM_BOT_TOKEN" in off_lines[0] and "CRM_TWILIO_ACCOUNT_SID" in off_lines[0]
