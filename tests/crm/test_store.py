@@ -1,0 +1,53 @@
+"""The store as a DBA would check it: schema by migrations only, SQLite tuned for concurrent use."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from crm.store import Store
+from tests.databases import backend
+
+
+async def test_the_schema_is_at_the_newest_migration(store: Store) -> None:
+    from alembic.script import ScriptDirectory
+
+    from crm.store import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    async with store.reading() as s:
+        current = (await s.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
+        stages = (await s.execute(text("SELECT name FROM stages ORDER BY position"))).scalars().all()
+    assert current == head
+    assert stages == ["New", "Contacted", "Qualified", "Proposal", "Won", "Lost"]
+
+
+async def test_upgrading_twice_changes_nothing(store: Store) -> None:
+    await store.upgrade()
+    await store.upgrade()
+    async with store.reading() as s:
+        assert (await s.execute(text("SELECT count(*) FROM stages"))).scalar_one() == 6
+
+
+@pytest.mark.skipif(backend() != "sqlite", reason="SQLite pragmas")
+async def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout(store: Store) -> None:
+    async with store.session() as s:
+        mode = (await s.execute(text("PRAGMA journal_mode"))).scalar_one()
+        fks = (await s.execute(text("PRAGMA foreign_keys"))).scalar_one()
+        timeout = (await s.execute(text("PRAGMA busy_timeout"))).scalar_one()
+        sync = (await s.execute(text("PRAGMA synchronous"))).scalar_one()
+    assert (mode, fks, sync) == ("wal", 1, 1)
+    assert timeout >= 5000
+
+
+async def test_a_failed_unit_of_work_leaves_nothing_behind(store: Store) -> None:
+    from crm.clients import ClientDraft
+    from crm.service import Crm
+
+    crm = Crm()
+    with pytest.raises(RuntimeError):
+        async with store.session() as s:
+            await crm.clients.create(s, ClientDraft(name="Ada", phones=["+14155550100"]))
+            raise RuntimeError("crash half-way")
+    async with store.reading() as s:
+        assert await crm.clients.count(s) == 0
