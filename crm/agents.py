@@ -9,12 +9,18 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.clock import Clock
-from crm.errors import InvalidInput, InvalidPhone, NotFound
+from crm.errors import CrmError, InvalidInput, InvalidPhone, NotFound
 from crm.models import Agent
 from crm.phones import parse_phone
 from crm.text import clean_name
 
 ROLES = ("agent", "admin")
+
+
+class BindingRefused(CrmError):
+    """An invite code that cannot bind this chat; the message says what to do instead."""
+
+    code = "binding_refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,3 +116,62 @@ class Agents:
     async def active_by_phone(self, s: AsyncSession, e164: str) -> Agent | None:
         rows = await s.execute(select(Agent).where(Agent.phone == e164, Agent.removed_at.is_(None)).limit(1))
         return rows.scalar_one_or_none()
+
+    async def by_chat(self, s: AsyncSession, chat_id: int) -> Agent | None:
+        """The active agent bound to this chat, if any."""
+        rows = await s.execute(
+            select(Agent).where(Agent.telegram_chat_id == chat_id, Agent.removed_at.is_(None)).limit(1)
+        )
+        return rows.scalar_one_or_none()
+
+    async def bind_chat(self, s: AsyncSession, code: str, *, chat_id: int, user_id: int | None) -> Agent:
+        """Bind a messenger chat to the agent whose invite `code` this is.
+
+        A code works once: used by another chat it is refused, so a forwarded invite cannot take
+        over an agent's notices. Binding the same chat again is harmless.
+        """
+        code = code.strip()
+        agent = None
+        if code:
+            rows = await s.execute(select(Agent).where(Agent.invite_code == code).limit(1))
+            agent = rows.scalar_one_or_none()
+        if agent is None or agent.removed_at is not None:
+            raise BindingRefused(
+                "this invite code is not valid; ask your admin for the code `agent add` printed"
+            )
+        if agent.telegram_chat_id is not None and agent.telegram_chat_id != chat_id:
+            raise BindingRefused("this invite code was used already; ask your admin for a new one")
+        other = await self.by_chat(s, chat_id)
+        if other is not None and other.id != agent.id:
+            raise BindingRefused(f"this chat is already bound to {other.name}")
+        agent.telegram_chat_id = chat_id
+        agent.telegram_user_id = user_id
+        await s.flush()
+        return agent
+
+    async def new_invite(self, s: AsyncSession, agent_id: int) -> str:
+        """A fresh invite code for an agent (say, on a new phone); the old chat is unbound."""
+        agent = await self.get(s, agent_id)
+        agent.invite_code = secrets.token_urlsafe(12)
+        agent.telegram_chat_id = None
+        agent.telegram_user_id = None
+        await s.flush()
+        return agent.invite_code
+
+    async def set_duty(self, s: AsyncSession, agent_id: int, on_duty: bool) -> Agent:
+        agent = await self.get(s, agent_id)
+        agent.on_duty = on_duty
+        await s.flush()
+        return agent
+
+    async def on_duty(self, s: AsyncSession) -> list[Agent]:
+        rows = await s.execute(
+            select(Agent).where(Agent.removed_at.is_(None), Agent.on_duty.is_(True)).order_by(Agent.id)
+        )
+        return list(rows.scalars())
+
+    async def admins(self, s: AsyncSession) -> list[Agent]:
+        rows = await s.execute(
+            select(Agent).where(Agent.removed_at.is_(None), Agent.role == "admin").order_by(Agent.id)
+        )
+        return list(rows.scalars())

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm import deals, timeline
+from crm.clock import Clock
 from crm.errors import InvalidInput, NotFound
-from crm.models import Call
+from crm.models import Call, Task
 from crm.paging import Page, paginate
 
 STATUSES = ("ringing", "in_progress", "completed", "missed", "busy", "failed")
@@ -43,3 +45,74 @@ async def list_calls(
     if since is not None:
         stmt = stmt.where(Call.started_at >= since)
     return await paginate(s, stmt, Call.id, limit=limit, cursor=cursor)
+
+
+OUTCOME_LABELS = {
+    "interested": "Interested",
+    "callback": "Callback",
+    "not_interested": "Not interested",
+    "won": "Won",
+    "wrong_number": "Wrong number",
+}
+CALLBACK_AFTER = timedelta(days=1)
+
+
+async def set_outcome(s: AsyncSession, call_id: int, outcome: str, *, agent_id: int, clock: Clock) -> Call:
+    """Record what came of a call, on the call and the client's timeline, and move the deal on:
+    `won` wins the client's open deal, `not_interested` loses it, `interested` qualifies it
+    (opening one if there is none), `callback` makes a task to call again tomorrow."""
+    if outcome not in OUTCOMES:
+        raise InvalidInput({"outcome": f"must be one of {', '.join(OUTCOMES)}"})
+    call = await get_call(s, call_id)
+    if call.outcome == outcome:
+        return call
+    call.outcome = outcome
+    now = clock.now()
+    if call.client_id is None:
+        return call
+    await timeline.record(
+        s,
+        call.client_id,
+        "note",
+        f"Call outcome: {OUTCOME_LABELS[outcome]}",
+        at=now,
+        agent_id=agent_id,
+        call_id=call.id,
+        data={"outcome": outcome},
+    )
+    deal = await deals.latest_open_deal(s, call.client_id)
+    if outcome == "won":
+        if deal is None:
+            deal = await deals.open_deal(
+                s, call.client_id, f"Call #{call.id}", clock=clock, owner_id=agent_id
+            )
+        await deals.move_deal(s, deal.id, "Won", clock=clock)
+    elif outcome == "not_interested" and deal is not None:
+        await deals.move_deal(s, deal.id, "Lost", clock=clock)
+    elif outcome == "interested":
+        if deal is None:
+            deal = await deals.open_deal(
+                s, call.client_id, f"Call #{call.id}", clock=clock, owner_id=agent_id
+            )
+        await deals.advance_to(s, deal.id, "Qualified", clock=clock)
+    elif outcome == "callback":
+        existing = await s.execute(select(Task.id).where(Task.call_id == call.id))
+        if existing.scalar_one_or_none() is None:
+            s.add(
+                Task(
+                    client_id=call.client_id,
+                    agent_id=agent_id,
+                    title="Call back",
+                    due_at=now + CALLBACK_AFTER,
+                    call_id=call.id,
+                    created_at=now,
+                )
+            )
+    await s.flush()
+    return call
+
+
+async def add_call_note(s: AsyncSession, call_id: int, text: str) -> None:
+    """Append an agent's note to the call itself (the timeline gets its own entry)."""
+    call = await get_call(s, call_id)
+    call.notes = f"{call.notes}\n{text}" if call.notes else text

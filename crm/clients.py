@@ -71,6 +71,12 @@ class Clients:
             raise NotFound(f"no client with id {client_id}")
         return client
 
+    async def names(self, s: AsyncSession, ids: set[int]) -> dict[int, str]:
+        if not ids:
+            return {}
+        rows = await s.execute(select(Client.id, Client.name).where(Client.id.in_(ids)))
+        return {row.id: row.name for row in rows}
+
     async def id_by_phone(self, s: AsyncSession, raw: str) -> int | None:
         """The client whose number `raw` is, in any spelling; None when unknown or unreadable."""
         e164 = try_normalize(raw, self.region)

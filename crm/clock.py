@@ -28,3 +28,16 @@ class FrozenClock:
 
     def advance(self, **delta: float) -> None:
         self._at += timedelta(**delta)
+
+
+class ShiftedClock:
+    """The real time, shifted by however far a test has moved it forward."""
+
+    def __init__(self) -> None:
+        self._offset = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._offset
+
+    def advance(self, **delta: float) -> None:
+        self._offset += timedelta(**delta)

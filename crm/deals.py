@@ -67,3 +67,25 @@ async def move_deal(s: AsyncSession, deal_id: int, stage_name: str, *, clock: Cl
     deal.closed_at = deal.updated_at if (stage.is_won or stage.is_lost) else None
     await s.flush()
     return deal
+
+
+async def latest_open_deal(s: AsyncSession, client_id: int) -> Deal | None:
+    row = await s.execute(
+        select(Deal)
+        .where(Deal.client_id == client_id, Deal.closed_at.is_(None))
+        .order_by(Deal.id.desc())
+        .limit(1)
+    )
+    return row.scalar_one_or_none()
+
+
+async def advance_to(s: AsyncSession, deal_id: int, stage_name: str, *, clock: Clock) -> Deal:
+    """Move a deal forward to `stage_name`, never back (a deal at Proposal stays there)."""
+    deal = await s.get(Deal, deal_id)
+    if deal is None:
+        raise NotFound(f"no deal with id {deal_id}")
+    target = await stage_by_name(s, stage_name)
+    current = await s.get(Stage, deal.stage_id)
+    if current is not None and current.position >= target.position:
+        return deal
+    return await move_deal(s, deal_id, stage_name, clock=clock)

@@ -13,6 +13,7 @@ from crm.clock import Clock
 from crm.errors import InvalidInput, NotFound
 from crm.models import (
     Call,
+    ChannelMessage,
     Client,
     ClientEmail,
     ClientIdentity,
@@ -41,6 +42,7 @@ _CHILDREN = (
     ("leads", Lead),
     ("deals", Deal),
     ("tasks", Task),
+    ("channel messages", ChannelMessage),
 )
 
 
@@ -95,19 +97,7 @@ async def merge_clients(
     return Merged(survivor_id=survivor_id, merged_id=other_id, moved=moved)
 
 
-async def _move(
-    s: AsyncSession,
-    table: type[ClientPhone]
-    | type[ClientEmail]
-    | type[ClientIdentity]
-    | type[Interaction]
-    | type[Call]
-    | type[Lead]
-    | type[Deal]
-    | type[Task],
-    from_id: int,
-    to_id: int,
-) -> int:
+async def _move(s: AsyncSession, table: Any, from_id: int, to_id: int) -> int:
     result = await s.execute(update(table).where(table.client_id == from_id).values(client_id=to_id))
     return int(getattr(result, "rowcount", 0) or 0)
 

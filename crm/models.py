@@ -285,6 +285,27 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
+class ChannelMessage(Base):
+    """A message we sent on a channel (`address` is the chat, `external_id` the channel's id of
+    the message) and what it was about, so that a reply to it lands on the right client and call."""
+
+    __tablename__ = "channel_messages"
+    __table_args__ = (
+        UniqueConstraint("channel", "address", "external_id", name="uq_channel_messages_message"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    address: Mapped[str] = mapped_column(String(128))
+    external_id: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 DEFAULT_STAGES = (
     ("New", False, False),
     ("Contacted", False, False),

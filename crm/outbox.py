@@ -1,20 +1,42 @@
 """The outbox: what must reach the outside is written here in the cause's own transaction.
 
 `crm` never talks to Telegram, mail servers or telephony providers. It enqueues a message for a
-channel; the adapter that owns the channel delivers it, with retries, from this table.
+channel; the adapter that owns the channel claims it, delivers it and marks the outcome. Messages
+of one `queue` (one recipient) go out in order: only the oldest pending message of a queue can be
+claimed, and a claim is a lease, so a crashed sender's message is taken up again when it expires.
+With several processes on PostgreSQL, claims skip rows another process holds (`SKIP LOCKED`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from crm.clock import Clock
 from crm.models import OutboxMessage
 
 CHANNELS = ("telegram", "mail", "telephony")
+# Set on a session that enqueued something, so whoever owns the session can wake the senders
+# once it commits (see `crm.store.Store`).
+DIRTY = "crm_outbox_dirty"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A claimed message: deliver it, then call `mark_sent`, `mark_retry` or `mark_failed`."""
+
+    id: int
+    channel: str
+    queue: str
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    created_at: datetime
 
 
 async def enqueue(
@@ -26,7 +48,7 @@ async def enqueue(
     queue: str,
     clock: Clock,
 ) -> int:
-    """Add a message for `channel`. Messages of one `queue` (say, one chat) keep their order."""
+    """Add a message for `channel`. Messages of one `queue` (say, one agent) keep their order."""
     if channel not in CHANNELS:
         raise ValueError(f"unknown channel {channel!r}")
     now = clock.now()
@@ -44,4 +66,115 @@ async def enqueue(
         )
         .returning(OutboxMessage.id)
     )
+    s.info[DIRTY] = True
     return int(result.scalar_one())
+
+
+async def claim(
+    s: AsyncSession, channel: str, *, now: datetime, lease: timedelta, limit: int = 50
+) -> list[Delivery]:
+    """Lease up to `limit` messages that are due, each the oldest pending one of its queue."""
+    earlier = aliased(OutboxMessage)
+    head_of_queue = (
+        ~select(earlier.id)
+        .where(
+            earlier.channel == OutboxMessage.channel,
+            earlier.queue == OutboxMessage.queue,
+            earlier.status == "pending",
+            earlier.id < OutboxMessage.id,
+        )
+        .exists()
+    )
+    free = (OutboxMessage.locked_until.is_(None)) | (OutboxMessage.locked_until < now)
+    rows = await s.execute(
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.channel == channel,
+            OutboxMessage.status == "pending",
+            OutboxMessage.next_attempt_at <= now,
+            free,
+            head_of_queue,
+        )
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=OutboxMessage)
+    )
+    messages = list(rows.scalars())
+    if not messages:
+        return []
+    await s.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_([m.id for m in messages]))
+        .values(locked_until=now + lease, attempts=OutboxMessage.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return [
+        Delivery(m.id, m.channel, m.queue, m.kind, dict(m.payload), m.attempts + 1, m.created_at)
+        for m in messages
+    ]
+
+
+async def mark_sent(s: AsyncSession, message_id: int, *, now: datetime) -> None:
+    await s.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(status="sent", sent_at=now, locked_until=None, last_error=None)
+    )
+
+
+async def mark_retry(
+    s: AsyncSession, message_id: int, *, at: datetime, error: str, uncount: bool = False
+) -> None:
+    """Try again at `at`; the queue behind it waits, so order is kept. `uncount`: this attempt
+    does not count against the message (the receiver only asked us to slow down)."""
+    attempts = OutboxMessage.attempts - 1 if uncount else OutboxMessage.attempts
+    await s.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(next_attempt_at=at, locked_until=None, last_error=error[:2000], attempts=attempts)
+    )
+
+
+async def mark_failed(s: AsyncSession, message_id: int, *, now: datetime, error: str) -> None:
+    """Give up on a message that can never be delivered (the recipient is gone or blocked us)."""
+    await s.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(status="failed", sent_at=now, locked_until=None, last_error=error[:2000])
+    )
+
+
+async def mark_skipped(s: AsyncSession, message_id: int, *, now: datetime, reason: str) -> None:
+    """Not sent because it no longer matters (a reminder for a task done meanwhile)."""
+    await s.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(status="skipped", sent_at=now, locked_until=None, last_error=reason[:2000])
+    )
+
+
+async def next_due(s: AsyncSession, channel: str) -> datetime | None:
+    """When the next pending message of `channel` becomes due (for a sender deciding how long to sleep)."""
+    row = await s.execute(
+        select(func.min(OutboxMessage.next_attempt_at)).where(
+            OutboxMessage.channel == channel, OutboxMessage.status == "pending"
+        )
+    )
+    return row.scalar_one_or_none()
+
+
+async def pending_count(s: AsyncSession, channel: str | None = None) -> int:
+    stmt = select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "pending")
+    if channel is not None:
+        stmt = stmt.where(OutboxMessage.channel == channel)
+    return int((await s.execute(stmt)).scalar_one())
+
+
+async def purge_delivered(s: AsyncSession, *, older_than: datetime) -> int:
+    """Forget delivered and skipped messages after a while; failed ones stay for an operator to read."""
+    result = await s.execute(
+        delete(OutboxMessage).where(
+            and_(OutboxMessage.status.in_(("sent", "skipped")), OutboxMessage.sent_at < older_than)
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

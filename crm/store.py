@@ -8,7 +8,7 @@ plain `BEGIN` and never wait for writers.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from crm import outbox
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -72,15 +74,27 @@ class Store:
         self.engine = create_engine(url, pool_size=pool_size)
         self.is_sqlite = url.startswith("sqlite")
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._outbox_listeners: list[Callable[[], None]] = []
         self._reads = async_sessionmaker(
             self.engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False
         )
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A unit of work: committed when the block ends normally, rolled back otherwise."""
-        async with self._sessions() as session, session.begin():
-            yield session
+        """A unit of work: committed when the block ends normally, rolled back otherwise.
+
+        When the work enqueued outbox messages, the senders are woken once it has committed.
+        """
+        async with self._sessions() as session:
+            async with session.begin():
+                yield session
+            if session.info.pop(outbox.DIRTY, False):
+                for wake in self._outbox_listeners:
+                    wake()
+
+    def on_outbox_commit(self, wake: Callable[[], None]) -> None:
+        """Call `wake` after every commit that enqueued outbox messages (in this process)."""
+        self._outbox_listeners.append(wake)
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm import outbox
+from crm.clock import Clock
 from crm.errors import NotFound
 from crm.models import Task
 from crm.paging import Page, paginate
@@ -35,3 +39,57 @@ async def list_tasks(
     if open_only is not None:
         stmt = stmt.where(Task.done.is_(not open_only))
     return await paginate(s, stmt, Task.id, limit=limit, cursor=cursor)
+
+
+async def complete_task(s: AsyncSession, task_id: int, *, clock: Clock) -> Task:
+    """Mark a task done (doing it twice changes nothing)."""
+    task = await get_task(s, task_id)
+    if not task.done:
+        task.done = True
+        task.done_at = clock.now()
+        await s.flush()
+    return task
+
+
+async def remind_due(s: AsyncSession, *, clock: Clock, limit: int = 100) -> list[int]:
+    """Enqueue a reminder for every open task that has come due and was not reminded for this
+    due time; returns their ids. Marking and enqueueing share the transaction, and rows another
+    process is reminding are skipped (`SKIP LOCKED`), so each due time is reminded exactly once."""
+    now = clock.now()
+    rows = await s.execute(
+        select(Task)
+        .where(
+            Task.done.is_(False),
+            Task.due_at <= now,
+            Task.agent_id.is_not(None),
+            (Task.reminded_for.is_(None)) | (Task.reminded_for != Task.due_at),
+        )
+        .order_by(Task.due_at, Task.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    due = list(rows.scalars())
+    for task in due:
+        task.reminded_for = task.due_at
+        await outbox.enqueue(
+            s,
+            "telegram",
+            "reminder",
+            {"agent_id": task.agent_id, "task_id": task.id, "client_id": task.client_id},
+            queue=f"agent:{task.agent_id}",
+            clock=clock,
+        )
+    await s.flush()
+    return [t.id for t in due]
+
+
+async def next_due_at(s: AsyncSession) -> datetime | None:
+    """When the next open, not yet reminded task comes due (for a worker deciding how long to sleep)."""
+    row = await s.execute(
+        select(func.min(Task.due_at)).where(
+            Task.done.is_(False),
+            Task.agent_id.is_not(None),
+            (Task.reminded_for.is_(None)) | (Task.reminded_for != Task.due_at),
+        )
+    )
+    return row.scalar_one_or_none()

@@ -8,15 +8,17 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from bots.telegram import TelegramBot
 from crm.clock import Clock
 from crm.service import Crm
 from crm.store import Store
-from gateway import health, middlewares
+from gateway import health, middlewares, telegram_webhook
 from gateway.api import auth, clients, openapi, records
 from gateway.http import MAX_BODY
-from gateway.keys import CRM, METRICS, SETTINGS, STORE
+from gateway.keys import CRM, METRICS, REMINDERS, SETTINGS, STORE, TELEGRAM
 from gateway.metrics import Metrics
 from gateway.settings import Settings
+from gateway.workers import Reminders
 
 log = logging.getLogger("gateway")
 
@@ -31,7 +33,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None, upgrade: bool 
     app[CRM] = Crm(region=settings.default_region, clock=clock)
     app[METRICS] = Metrics()
     app.cleanup_ctx.append(_store(settings, upgrade=upgrade))
+    app.cleanup_ctx.append(_reminders)
+    app.cleanup_ctx.append(_telegram)
     app.add_routes(health.routes)
+    app.add_routes(telegram_webhook.routes)
     app.add_subapp("/api/v1", _api())
     return app
 
@@ -54,3 +59,32 @@ def _store(settings: Settings, *, upgrade: bool) -> Callable[[web.Application], 
         await store.close()
 
     return ctx
+
+
+async def _reminders(app: web.Application) -> AsyncIterator[None]:
+    reminders = Reminders(app[STORE], app[CRM])
+    app[REMINDERS] = reminders
+    reminders.start()
+    yield
+    await reminders.stop()
+
+
+async def _telegram(app: web.Application) -> AsyncIterator[None]:
+    """The agents' bot, when a token is set; its outbox sender runs with it."""
+    settings = app[SETTINGS]
+    if not settings.telegram_bot_token:
+        yield
+        return
+    bot = TelegramBot(
+        token=settings.telegram_bot_token,
+        api_url=settings.telegram_api_url,
+        store=app[STORE],
+        crm=app[CRM],
+        mode=settings.telegram_mode,
+        webhook_url=f"{settings.public_url}/webhooks/telegram",
+        webhook_secret=settings.telegram_webhook_secret,
+    )
+    app[TELEGRAM] = bot
+    await bot.start()
+    yield
+    await bot.stop()

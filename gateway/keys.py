@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from bots.telegram import TelegramBot
 from crm.service import Crm
 from crm.store import Store
 from gateway.metrics import Metrics
 from gateway.settings import Settings
+from gateway.workers import Reminders
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 CRM = web.AppKey("crm", Crm)
 METRICS = web.AppKey("metrics", Metrics)
+TELEGRAM = web.AppKey("telegram", TelegramBot)
+REMINDERS = web.AppKey("reminders", Reminders)

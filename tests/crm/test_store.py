@@ -45,9 +45,13 @@ async def test_a_failed_unit_of_work_leaves_nothing_behind(store: Store) -> None
     from crm.service import Crm
 
     crm = Crm()
-    with pytest.raises(RuntimeError):
+
+    async def crash_half_way() -> None:
         async with store.session() as s:
             await crm.clients.create(s, ClientDraft(name="Ada", phones=["+14155550100"]))
             raise RuntimeError("crash half-way")
+
+    with pytest.raises(RuntimeError):
+        await crash_half_way()
     async with store.reading() as s:
         assert await crm.clients.count(s) == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from crm.clock import FrozenClock
-from crm.deals import move_deal, open_deal
 from crm.models import Call, Lead, Task
 from crm.service import Crm
 from crm.store import Store

@@ -49,13 +49,13 @@ def test_region_is_read_in_any_case_and_unknown_ones_refused(monkeypatch: pytest
     monkeypatch.setenv("CRM_DEFAULT_REGION", "gb")
     assert load_settings().default_region == "GB"
     monkeypatch.setenv("CRM_DEFAULT_REGION", "Narnia")
-    with pytest.raises(SettingsError, match="^CRM_DEFAULT_REGION: "):
+    with pytest.raises(SettingsError, match=r"^CRM_DEFAULT_REGION: "):
         load_settings()
 
 
 def test_a_missing_routing_file_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CRM_ROUTING_FILE", "/nonexistent/routing.toml")
-    with pytest.raises(SettingsError, match="^CRM_ROUTING_FILE: no such file"):
+    with pytest.raises(SettingsError, match=r"^CRM_ROUTING_FILE: no such file"):
         load_settings()
 
 
@@ -70,7 +70,7 @@ def test_a_typo_in_a_dotenv_file_is_named(tmp_path: object) -> None:
     from pathlib import Path
 
     Path(".env").write_text("CRM_SMTP_HOSTNAME=mail.example.com\nUNRELATED=1\n")
-    with pytest.raises(SettingsError, match="^CRM_SMTP_HOSTNAME: unknown variable"):
+    with pytest.raises(SettingsError, match=r"^CRM_SMTP_HOSTNAME: unknown variable"):
         load_settings()
 
 

@@ -1,0 +1,223 @@
+"""The agents' side of the bot: binding, duty, finding clients, tasks, outcomes and notes."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject, CommandStart
+from aiogram.types import BotCommand, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+
+from bots.callbacks import OutcomeButton, TaskDoneButton
+from bots.context import IsAgent, UnitOfWork
+from bots.render import call_card, card_text, cut, task_done_keyboard, task_line
+from crm import calls, sent_messages, tasks
+from crm.agents import BindingRefused
+from crm.cards import build_card, build_cards
+from crm.errors import CrmError
+from crm.models import Agent, Client
+from crm.notes import add_note
+from crm.service import Crm
+
+FIND_LIMIT = 5
+TASKS_LIMIT = 20
+CHANNEL = "telegram"
+
+COMMANDS = [
+    BotCommand(command="find", description="find a client by name, phone or e-mail"),
+    BotCommand(command="tasks", description="your open tasks"),
+    BotCommand(command="duty", description="on or off duty: /duty on, /duty off"),
+    BotCommand(command="help", description="what this bot does"),
+]
+
+HELP = (
+    "<b>Client cards come here.</b> When you answer a call you get the caller's card; press an "
+    "outcome button when you hang up. <b>Reply</b> to a card to save a note on that client.\n\n"
+    "/find <i>name, phone or e-mail</i> — look a client up\n"
+    "/tasks — your open tasks, with a Done button\n"
+    "/duty on · /duty off — whether calls and leads come to you\n"
+    "/help — this text"
+)
+STRANGER = (
+    "This bot is for our team. If you work with us, ask your admin for an invite code and "
+    "send <code>/start YOUR-CODE</code>."
+)
+
+
+async def on_start(
+    message: Message, command: CommandObject, agent: Agent | None, uow: UnitOfWork, crm: Crm
+) -> None:
+    """`/start CODE` binds this chat to the agent whose invite it is."""
+    code = (command.args or "").strip()
+    if not code:
+        await message.answer(f"You are set up, {cut(agent.name)}.\n\n{HELP}" if agent else STRANGER)
+        return
+    user_id = message.from_user.id if message.from_user else None
+    try:
+        async with uow.write() as s:
+            bound = await crm.agents.bind_chat(s, code, chat_id=message.chat.id, user_id=user_id)
+    except BindingRefused as exc:
+        await message.answer(f"Sorry, {cut(exc.detail)}.")
+        return
+    duty = "on duty" if bound.on_duty else "off duty"
+    await message.answer(f"Welcome, {cut(bound.name)}! This chat is yours now; you are {duty}.\n\n{HELP}")
+
+
+async def on_help(message: Message) -> None:
+    await message.answer(HELP)
+
+
+async def on_duty(message: Message, command: CommandObject, agent: Agent, uow: UnitOfWork, crm: Crm) -> None:
+    wanted = (command.args or "").strip().lower()
+    if wanted not in ("on", "off"):
+        state = "on duty" if agent.on_duty else "off duty"
+        await message.answer(f"You are {state}. Send /duty on or /duty off.")
+        return
+    async with uow.write() as s:
+        changed = await crm.agents.set_duty(s, agent.id, wanted == "on")
+    if changed.on_duty:
+        await message.answer("You are on duty: calls, leads and messages come to you.")
+    else:
+        await message.answer("You are off duty: nothing new is routed to you. Send /duty on to come back.")
+
+
+async def on_find(message: Message, command: CommandObject, uow: UnitOfWork, crm: Crm) -> None:
+    text = (command.args or "").strip()
+    if not text:
+        await message.answer(
+            "Send /find with a name, a phone number or an e-mail, e.g. <code>/find Ada</code>."
+        )
+        return
+    async with uow.read() as s:
+        page = await crm.clients.search(s, q=text, limit=FIND_LIMIT + 1)
+        cards = await build_cards(s, page.items[:FIND_LIMIT], now=crm.clock.now())
+    if not cards:
+        await message.answer(f"No client matches “{cut(text, 80)}”.")
+        return
+    for card in cards:
+        sent = await message.answer(card_text(card))
+        async with uow.write() as s:
+            await sent_messages.remember(
+                s,
+                CHANNEL,
+                str(sent.chat.id),
+                str(sent.message_id),
+                "card",
+                clock=crm.clock,
+                client_id=card.id,
+            )
+    if len(page.items) > FIND_LIMIT:
+        await message.answer(f"Showing the first {FIND_LIMIT}; add more words to narrow it down.")
+
+
+async def on_tasks(message: Message, agent: Agent, uow: UnitOfWork, crm: Crm) -> None:
+    async with uow.read() as s:
+        page = await tasks.list_tasks(s, agent_id=agent.id, open_only=True, limit=TASKS_LIMIT)
+        names = await crm.clients.names(s, {t.client_id for t in page.items})
+    if not page.items:
+        await message.answer("No open tasks. 🎉")
+        return
+    ordered = sorted(page.items, key=lambda t: t.due_at)
+    lines = ["<b>Your open tasks</b>", *(task_line(t, names.get(t.client_id, "?")) for t in ordered)]
+    await message.answer("\n".join(lines), reply_markup=task_done_keyboard(ordered))
+
+
+async def on_outcome(
+    query: CallbackQuery, callback_data: OutcomeButton, agent: Agent, uow: UnitOfWork, crm: Crm
+) -> None:
+    try:
+        async with uow.write() as s:
+            call = await calls.set_outcome(
+                s, callback_data.call_id, callback_data.outcome, agent_id=agent.id, clock=crm.clock
+            )
+            card = await build_card(s, call.client_id, now=crm.clock.now()) if call.client_id else None
+    except CrmError as exc:
+        await query.answer(exc.detail, show_alert=True)
+        return
+    await query.answer(f"Saved: {calls.OUTCOME_LABELS[callback_data.outcome]}")
+    if card is not None and isinstance(query.message, Message):
+        rendered = call_card(card, call)
+        await query.message.edit_text(text=rendered.text, reply_markup=rendered.reply_markup)
+
+
+async def on_task_done(
+    query: CallbackQuery, callback_data: TaskDoneButton, agent: Agent, uow: UnitOfWork, crm: Crm
+) -> None:
+    try:
+        async with uow.write() as s:
+            task = await tasks.get_task(s, callback_data.task_id)
+            if task.agent_id not in (agent.id, None) and agent.role != "admin":
+                await query.answer("This task is someone else's.", show_alert=True)
+                return
+            await tasks.complete_task(s, task.id, clock=crm.clock)
+            title = task.title
+    except CrmError as exc:
+        await query.answer(exc.detail, show_alert=True)
+        return
+    await query.answer(f"Done: {title}")
+    if isinstance(query.message, Message) and query.message.reply_markup:
+        keep = [
+            row
+            for row in query.message.reply_markup.inline_keyboard
+            if not any(b.callback_data == callback_data.pack() for b in row)
+        ]
+        await query.message.edit_reply_markup(reply_markup=_markup(keep))
+
+
+def _markup(rows: list[list[InlineKeyboardButton]]) -> InlineKeyboardMarkup | None:
+    return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
+
+
+async def on_reply(message: Message, agent: Agent, uow: UnitOfWork, crm: Crm) -> None:
+    """A reply to a client card is a note on that client (and on the call the card was about)."""
+    replied = message.reply_to_message
+    assert replied is not None
+    async with uow.write() as s:
+        about = await sent_messages.about(s, CHANNEL, str(message.chat.id), str(replied.message_id))
+        if about is None or about.client_id is None:
+            client = None
+        else:
+            await add_note(
+                s,
+                about.client_id,
+                message.text or "",
+                agent_id=agent.id,
+                clock=crm.clock,
+                call_id=about.call_id,
+            )
+            client = await s.get(Client, about.client_id)
+    if client is None:
+        await message.reply("I can't tell which client that is about. Reply to a client card to add a note.")
+        return
+    await message.reply(f"🗒 Note saved on {cut(client.name, 80)}.")
+
+
+async def on_anything_else(message: Message) -> None:
+    await message.answer("Reply to a client card to add a note, or send /help.")
+
+
+async def on_stranger(message: Message) -> None:
+    await message.answer(STRANGER)
+
+
+def build_router() -> Router:
+    """The agents' handlers, in the order they are tried. Built per bot: an aiogram router
+    belongs to one dispatcher."""
+    root = Router(name="bot")
+    root.message.register(on_start, CommandStart())
+
+    agents = Router(name="agents")
+    agents.message.filter(IsAgent())
+    agents.callback_query.filter(IsAgent())
+    agents.message.register(on_help, Command("help"))
+    agents.message.register(on_duty, Command("duty"))
+    agents.message.register(on_find, Command("find"))
+    agents.message.register(on_tasks, Command("tasks"))
+    agents.callback_query.register(on_outcome, OutcomeButton.filter())
+    agents.callback_query.register(on_task_done, TaskDoneButton.filter())
+    agents.message.register(on_reply, F.reply_to_message, F.text)
+    agents.message.register(on_anything_else)
+
+    strangers = Router(name="strangers")
+    strangers.message.register(on_stranger)
+
+    root.include_routers(agents, strangers)
+    return root

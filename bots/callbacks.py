@@ -1,0 +1,14 @@
+"""Typed callback data for the bot's buttons (aiogram `CallbackData`, at most 64 bytes each)."""
+
+from __future__ import annotations
+
+from aiogram.filters.callback_data import CallbackData
+
+
+class OutcomeButton(CallbackData, prefix="oc"):
+    call_id: int
+    outcome: str
+
+
+class TaskDoneButton(CallbackData, prefix="td"):
+    task_id: int

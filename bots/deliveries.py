@@ -1,0 +1,112 @@
+"""Outbox messages of the `telegram` channel → what to send to which chat.
+
+The domain enqueues facts (`{"agent_id": 3, "client_id": 8, "call_id": 12}`); the card is rendered
+here at delivery time, from the store as it is then, so a card that waited out an outage is
+current when it arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from html import escape
+from typing import Any
+
+from aiogram.types import InlineKeyboardMarkup
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bots import render
+from crm.calls import get_call
+from crm.cards import build_card
+from crm.models import Agent, Task
+from crm.outbox import Delivery
+from crm.service import Crm
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """One Bot API message to send, and what to remember about it once sent."""
+
+    chat_id: int
+    text: str
+    reply_markup: InlineKeyboardMarkup | None = None
+    remember: dict[str, Any] = field(default_factory=dict)  # kind, client_id, call_id, task_id, agent_id
+
+
+class Undeliverable(Exception):
+    """This message can never be sent (its recipient has no chat): give up, with the reason."""
+
+
+class NoLongerNeeded(Exception):
+    """This message no longer matters (the task was done meanwhile): skip it, with the reason."""
+
+
+Renderer = Callable[[AsyncSession, Crm, Delivery], Awaitable[Outgoing]]
+RENDERERS: dict[str, Renderer] = {}
+
+
+def renders(kind: str) -> Callable[[Renderer], Renderer]:
+    def register(fn: Renderer) -> Renderer:
+        RENDERERS[kind] = fn
+        return fn
+
+    return register
+
+
+async def render_delivery(s: AsyncSession, crm: Crm, delivery: Delivery) -> Outgoing:
+    renderer = RENDERERS.get(delivery.kind)
+    if renderer is None:
+        raise Undeliverable(f"no renderer for telegram messages of kind {delivery.kind!r}")
+    return await renderer(s, crm, delivery)
+
+
+async def agent_chat(s: AsyncSession, agent_id: int) -> tuple[Agent, int]:
+    agent = await s.get(Agent, agent_id)
+    if agent is None or agent.removed_at is not None:
+        raise Undeliverable(f"agent {agent_id} has left")
+    if agent.telegram_chat_id is None:
+        raise Undeliverable(f"agent {agent.id} ({agent.name}) has not bound a Telegram chat")
+    return agent, agent.telegram_chat_id
+
+
+@renders("card")
+async def card(s: AsyncSession, crm: Crm, d: Delivery) -> Outgoing:
+    """A client card; with `call_id`, the call's card with outcome buttons."""
+    agent, chat_id = await agent_chat(s, int(d.payload["agent_id"]))
+    client_id = int(d.payload["client_id"])
+    built = await build_card(s, client_id, now=crm.clock.now())
+    if built is None:
+        raise NoLongerNeeded(f"client {client_id} no longer exists")
+    call_id = d.payload.get("call_id")
+    remember = {"kind": "card", "client_id": client_id, "call_id": call_id, "agent_id": agent.id}
+    if call_id is not None:
+        rendered = render.call_card(built, await get_call(s, int(call_id)))
+        return Outgoing(chat_id, rendered.text, rendered.reply_markup, remember)
+    headline = d.payload.get("headline")
+    text = render.card_text(built, headline=f"<b>{escape(str(headline))}</b>" if headline else None)
+    return Outgoing(chat_id, text, None, remember)
+
+
+@renders("reminder")
+async def reminder(s: AsyncSession, crm: Crm, d: Delivery) -> Outgoing:
+    task = await s.get(Task, int(d.payload["task_id"]))
+    if task is None:
+        raise NoLongerNeeded("the task was deleted")
+    if task.done:
+        raise NoLongerNeeded("the task was done before its reminder went out")
+    agent, chat_id = await agent_chat(s, int(task.agent_id or d.payload["agent_id"]))
+    built = await build_card(s, task.client_id, now=crm.clock.now())
+    if built is None:
+        raise NoLongerNeeded(f"client {task.client_id} no longer exists")
+    rendered = render.reminder(built, task)
+    remember = {"kind": "reminder", "client_id": task.client_id, "task_id": task.id, "agent_id": agent.id}
+    return Outgoing(chat_id, rendered.text, rendered.reply_markup, remember)
+
+
+@renders("text")
+async def text(s: AsyncSession, _crm: Crm, d: Delivery) -> Outgoing:
+    """A plain notice to an agent ("Bob took the call from Ada"); the text is escaped here."""
+    agent, chat_id = await agent_chat(s, int(d.payload["agent_id"]))
+    client_id = d.payload.get("client_id")
+    remember = {"kind": "notice", "client_id": client_id, "agent_id": agent.id} if client_id else {}
+    return Outgoing(chat_id, escape(str(d.payload["text"]), quote=False), None, remember)

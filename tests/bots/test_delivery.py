@@ -1,0 +1,177 @@
+"""The outbox sender: every message arrives exactly once and in order, whatever Telegram does."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+
+from aiohttp.test_utils import TestServer
+from sqlalchemy import select
+
+from crm import outbox
+from crm.models import OutboxMessage
+from gateway.app import create_app
+from gateway.keys import TELEGRAM
+from gateway.settings import Settings
+from tests.bots.conftest import AiohttpServer, BotWorld, free_port
+from tests.fakes.bot_api import BotApiServer
+
+
+async def _notify(world: BotWorld, agent_id: int, *texts: str) -> None:
+    async with world.store.session() as s:
+        for text in texts:
+            await outbox.enqueue(
+                s,
+                "telegram",
+                "text",
+                {"agent_id": agent_id, "text": text},
+                queue=f"agent:{agent_id}",
+                clock=world.clock,
+            )
+
+
+async def _received(bot_api: BotApiServer, chat_id: int, count: int, timeout: float = 10.0) -> list[str]:
+    return [(await bot_api.next_message(chat_id, timeout=timeout)).text or "" for _ in range(count)]
+
+
+async def _statuses(world: BotWorld) -> dict[str, int]:
+    async with world.store.reading() as s:
+        rows = (await s.execute(select(OutboxMessage.status))).scalars().all()
+    return {status: rows.count(status) for status in set(rows)}
+
+
+async def test_a_429_is_waited_out_and_order_is_kept(world: BotWorld) -> None:
+    alice = await world.bound_agent("Alice", "+14155550001", chat_id=1001)
+    world.bot_api.fail_next(
+        "sendMessage", 1, status=429, description="Too Many Requests: retry after 1", retry_after=1
+    )
+    started = time.monotonic()
+    await _notify(world, alice.id, "one", "two", "three")
+    assert await _received(world.bot_api, 1001, 3) == ["one", "two", "three"]
+    assert time.monotonic() - started >= 0.9
+    await world.bot_api.no_message(1001, within=0.3)
+    assert await _statuses(world) == {"sent": 3}
+
+
+async def test_server_errors_are_retried_until_the_message_arrives_once(world: BotWorld) -> None:
+    alice = await world.bound_agent("Alice", "+14155550001", chat_id=1001)
+    world.bot_api.fail_next("sendMessage", 3, status=500, description="Internal Server Error")
+    await _notify(world, alice.id, "first", "second")
+    assert await _received(world.bot_api, 1001, 2) == ["first", "second"]
+    await world.bot_api.no_message(1001, within=0.3)
+    async with world.store.reading() as s:
+        first = (await s.execute(select(OutboxMessage).order_by(OutboxMessage.id))).scalars().first()
+    assert first is not None and (first.status, first.attempts) == ("sent", 4)
+
+
+async def test_a_server_that_is_down_for_a_while_loses_nothing(world: BotWorld) -> None:
+    alice = await world.bound_agent("Alice", "+14155550001", chat_id=1001)
+    await world.bot_api.stop()
+    await _notify(world, alice.id, *[f"message {i}" for i in range(5)])
+    await asyncio.sleep(0.6)
+    assert await _statuses(world) == {"pending": 5}
+    await world.bot_api.start()
+    assert await _received(world.bot_api, 1001, 5) == [f"message {i}" for i in range(5)]
+    await world.bot_api.no_message(1001, within=0.3)
+
+
+async def test_a_blocked_bot_is_recorded_and_does_not_hold_up_others(world: BotWorld) -> None:
+    alice = await world.bound_agent("Alice", "+14155550001", chat_id=1001)
+    bob = await world.bound_agent("Bob", "+14155550002", chat_id=2002)
+    world.bot_api.fail_chat(1001, status=403, description="Forbidden: bot was blocked by the user")
+    await _notify(world, alice.id, "to alice")
+    await _notify(world, bob.id, "to bob")
+    assert await _received(world.bot_api, 2002, 1) == ["to bob"]
+    for _ in range(50):
+        if (await _statuses(world)).get("failed"):
+            break
+        await asyncio.sleep(0.05)
+    async with world.store.reading() as s:
+        failed = (
+            (await s.execute(select(OutboxMessage).where(OutboxMessage.status == "failed"))).scalars().all()
+        )
+    assert [m.payload["text"] for m in failed] == ["to alice"]
+    assert "blocked by the user" in (failed[0].last_error or "")
+    assert failed[0].attempts == 1
+
+
+async def test_an_unbound_agent_is_recorded_as_undeliverable(world: BotWorld) -> None:
+    async with world.store.session() as s:
+        carol = await world.crm.agents.add(s, "Carol", phone="+14155550003")
+    await _notify(world, carol.id, "hello")
+    for _ in range(50):
+        if (await _statuses(world)).get("failed"):
+            break
+        await asyncio.sleep(0.05)
+    async with world.store.reading() as s:
+        row = (await s.execute(select(OutboxMessage))).scalar_one()
+    assert row.status == "failed" and "has not bound a Telegram chat" in (row.last_error or "")
+
+
+async def test_a_gateway_restart_in_between_delivers_each_message_once_in_order(
+    world: BotWorld, aiohttp_server: AiohttpServer, bot_settings: Settings
+) -> None:
+    alice = await world.bound_agent("Alice", "+14155550001", chat_id=1001)
+    await world.bot_api.stop()
+    await _notify(world, alice.id, *[f"queued {i}" for i in range(4)])
+    await asyncio.sleep(0.3)
+    await world.server.close()  # the gateway stops while Telegram is unreachable
+    await _notify(world, alice.id, "written while stopped")
+    await world.bot_api.start()
+    port = free_port()
+    restarted: TestServer = await aiohttp_server(
+        create_app(
+            bot_settings.model_copy(update={"port": port, "public_url": f"http://127.0.0.1:{port}"}),
+            clock=world.clock,
+        ),
+        port=port,
+    )
+    restarted.app[TELEGRAM].sender.limits.chat_interval = 0.05
+    restarted.app[TELEGRAM].sender.first_retry = 0.05
+    assert await _received(world.bot_api, 1001, 5) == [
+        *(f"queued {i}" for i in range(4)),
+        "written while stopped",
+    ]
+    await world.bot_api.no_message(1001, within=0.5)
+
+
+async def test_sending_keeps_telegrams_limits(
+    aiohttp_server: AiohttpServer, bot_settings: Settings, db_url: str
+) -> None:
+    """40 agents and a burst for one of them, against a server that answers 429 to any excess."""
+    async with BotApiServer(token=bot_settings.telegram_bot_token or "", enforce_limits=True) as strict:
+        settings = bot_settings.model_copy(update={"telegram_api_url": strict.url})
+        server = await aiohttp_server(create_app(settings), port=settings.port)
+        app = server.app
+        from gateway.keys import CRM, STORE
+
+        store, crm = app[STORE], app[CRM]
+        agents = []
+        async with store.session() as s:
+            for i in range(40):
+                agent = await crm.agents.add(s, f"Agent {i}", phone=f"+1415555{1000 + i}")
+                await crm.agents.bind_chat(s, agent.invite_code or "", chat_id=5000 + i, user_id=5000 + i)
+                agents.append(agent)
+        started = time.monotonic()
+        async with store.session() as s:
+            for i, agent in enumerate(agents):
+                count = 3 if i == 0 else 1
+                for n in range(count):
+                    await outbox.enqueue(
+                        s,
+                        "telegram",
+                        "text",
+                        {"agent_id": agent.id, "text": f"{i}/{n}"},
+                        queue=f"agent:{agent.id}",
+                        clock=crm.clock,
+                    )
+        for i in range(40):
+            for n in range(3 if i == 0 else 1):
+                assert (await strict.next_message(5000 + i, timeout=15)).text == f"{i}/{n}"
+        elapsed = time.monotonic() - started
+        refused = [c for c in strict.history if c.method == "sendMessage" and c.status == 429]
+        assert refused == []
+        assert elapsed >= 1.0  # 42 messages cannot go out in under a second at 30/s
+        times = strict.send_times(5000)
+        assert all(b - a >= 0.95 for a, b in itertools.pairwise(times))
