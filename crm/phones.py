@@ -71,7 +71,11 @@ class Phone:
 
     e164: str
     raw: str
-    region: str | None
+
+    @property
+    def region(self) -> str | None:
+        """ISO country of the number (worked out only when asked: it is the costly part)."""
+        return region_of(self.e164)
 
     @property
     def display(self) -> str:
@@ -108,7 +112,7 @@ def parse_phone(raw: str, default_region: str) -> Phone:
     if possible == phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY:
         raise InvalidPhone(f"{text}: a local number; add the area code")
     e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
-    return Phone(e164=e164, raw=text, region=_region(number))
+    return Phone(e164=e164, raw=text)
 
 
 def normalize(raw: str, default_region: str) -> str:

@@ -164,3 +164,34 @@ def test_serve_answers_health_and_stops_cleanly_on_sigterm(env: dict[str, str], 
     off_lines = [line for line in out.splitlines() if "channels off" in line]
     assert len(off_lines) == 1
     assert "CRM_TELEGRAM_BOT_TOKEN" in off_lines[0] and "CRM_TWILIO_ACCOUNT_SID" in off_lines[0]
+
+
+def test_import_and_export_from_the_command_line(env: dict[str, str], tmp_path: Path) -> None:
+    run(["agent", "add", "Alice", "--phone", "+14155550001"], env, tmp_path)
+    source = tmp_path / "clients.csv"
+    source.write_text(
+        "Name,Phone,Email,Company,Tags,Owner,Plan\n"
+        "Ada Lovelace,(415) 555-0100,ada@example.com,Engines Ltd,vip;math,Alice,gold\n"
+        "Ada again,+1 415 555 0100,ada@work.example,,,,\n"
+        "Bad Number,12,,,,,\n"
+        ",,,,,,\n"
+        "Nobody,,,,,Zed,\n",
+        encoding="utf-8-sig",
+    )
+    report = as_json(run(["import", str(source), "--json"], env, tmp_path))
+    assert (report["created"], report["updated"], report["skipped"]) == (2, 1, 1)
+    assert [e["line"] for e in report["errors"]] == [4, 6]
+    human = run(["import", str(source)], env, tmp_path)
+    assert "updated 0" in human.stdout and "line 6" in human.stdout
+    target = tmp_path / "out.csv"
+    exported = as_json(run(["export", str(target), "--json"], env, tmp_path))
+    assert exported["exported"] >= 2
+    text = target.read_text(encoding="utf-8")
+    assert text.splitlines()[0].startswith("name,phone,email,company,tags,notes,owner")
+    ada = "Ada Lovelace,+1 415-555-0100,ada@example.com; ada@work.example,Engines Ltd,vip; math,,Alice,gold"
+    assert ada in text
+
+
+def test_import_of_a_missing_file_is_an_error(env: dict[str, str], tmp_path: Path) -> None:
+    done = run(["import", str(tmp_path / "nope.csv"), "--json"], env, tmp_path, check=False)
+    assert done.returncode == 1 and "no such file" in done.stderr and done.stdout == ""
