@@ -23,18 +23,31 @@ from crm.outbox import Delivery
 from crm.service import Crm
 
 
+@dataclass(frozen=True, slots=True)
+class Audio:
+    """A recording to attach, fetched from the telephony provider at delivery time."""
+
+    url: str
+
+
 @dataclass(slots=True)
 class Outgoing:
-    """One Bot API message to send, and what to remember about it once sent."""
+    """One Bot API message to send (with `audio`, the text is its caption), and what to remember
+    about it once sent."""
 
     chat_id: int
     text: str
     reply_markup: InlineKeyboardMarkup | None = None
     remember: dict[str, Any] = field(default_factory=dict)  # kind, client_id, call_id, task_id, agent_id
+    audio: Audio | None = None
 
 
 class Undeliverable(Exception):
     """This message can never be sent (its recipient has no chat): give up, with the reason."""
+
+
+class MediaUnavailable(Exception):
+    """A recording could not be fetched (yet): try again later."""
 
 
 class NoLongerNeeded(Exception):
@@ -110,3 +123,20 @@ async def text(s: AsyncSession, _crm: Crm, d: Delivery) -> Outgoing:
     client_id = d.payload.get("client_id")
     remember = {"kind": "notice", "client_id": client_id, "agent_id": agent.id} if client_id else {}
     return Outgoing(chat_id, escape(str(d.payload["text"]), quote=False), None, remember)
+
+
+@renders("voicemail")
+async def voicemail(s: AsyncSession, _crm: Crm, d: Delivery) -> Outgoing:
+    """The voicemail a caller left, as audio, for whoever follows the missed call up."""
+    agent, chat_id = await agent_chat(s, int(d.payload["agent_id"]))
+    seconds = d.payload.get("duration_s")
+    length = f", {render.duration(int(seconds))}" if seconds else ""
+    caption = f"🎙 <b>Voicemail from {render.cut(str(d.payload.get('caller', 'a caller')), 80)}</b>{length}"
+    client_id = d.payload.get("client_id")
+    remember = {
+        "kind": "voicemail",
+        "client_id": client_id,
+        "call_id": d.payload.get("call_id"),
+        "agent_id": agent.id,
+    }
+    return Outgoing(chat_id, caption, None, remember if client_id else {}, audio=Audio(str(d.payload["url"])))

@@ -1,5 +1,5 @@
-"""The outbox sender for Telegram: claims due messages, renders them, sends them within
-Telegram's limits, and records what happened.
+"""The outbox sender for Telegram: renders each message from the store, sends it within
+Telegram's limits, and says what happened (`crm.outbox_worker` records it and retries).
 
 Failure kinds:
 - 429 Too Many Requests: the message waits `retry_after` seconds (its chat is held as long);
@@ -9,17 +9,14 @@ Failure kinds:
 - 400 / 403 / 404 from Telegram (chat not found, bot blocked by the user, message malformed),
   or a recipient with no chat: recorded as failed with Telegram's reason, never retried.
 Messages to one agent leave in the order they were enqueued, one at a time; a restart picks up
-where the last process stopped (pending rows stay in the database; a claim held by a process
-that died expires after its lease).
+where the last process stopped.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import random
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 from aiogram import Bot
@@ -31,33 +28,32 @@ from aiogram.exceptions import (
     TelegramNotFound,
     TelegramRetryAfter,
 )
+from aiogram.types import BufferedInputFile, Message
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bots.deliveries import NoLongerNeeded, Outgoing, Undeliverable, render_delivery
+from bots.deliveries import Audio, MediaUnavailable, NoLongerNeeded, Outgoing, Undeliverable, render_delivery
 from bots.limits import SendLimits
-from crm import outbox, sent_messages
+from crm import sent_messages
 from crm.errors import NotFound
 from crm.outbox import Delivery
+from crm.outbox_worker import Failed, OutboxWorker, Outcome, Retry, Sent, Skipped
 from crm.service import Crm
 from crm.store import Store
 
 log = logging.getLogger("bots.sender")
 
 CHANNEL = "telegram"
-LEASE = timedelta(seconds=60)
-MAX_BACKOFF = 300.0
-IDLE_POLL = 1.0  # other processes may enqueue too: look again this often when idle
-PURGE_AFTER = timedelta(days=7)
 PERMANENT = (TelegramBadRequest, TelegramForbiddenError, TelegramNotFound, TelegramMigrateToChat)
+MEDIA_ATTEMPTS = 8  # then the voicemail goes out as a link, rather than never
+
+# Fetches a recording's audio (name, bytes) with the provider's credentials.
+MediaFetcher = Callable[[str], Awaitable[tuple[str, bytes]]]
 
 
-def backoff(attempts: int, first: float = 1.0) -> float:
-    """Seconds to wait before attempt `attempts + 1`: `first`, doubling, capped, with jitter."""
-    base = min(first * 2.0 ** max(attempts - 1, 0), MAX_BACKOFF)
-    return base * random.uniform(0.8, 1.2)  # noqa: S311  # jitter, not cryptography
-
-
-class TelegramSender:
+class TelegramSender(OutboxWorker):
     """Drains the `telegram` channel of the outbox; one per gateway process."""
+
+    channel = CHANNEL
 
     def __init__(
         self,
@@ -66,148 +62,78 @@ class TelegramSender:
         crm: Crm,
         *,
         limits: SendLimits | None = None,
-        concurrency: int = 30,
+        fetch_media: MediaFetcher | None = None,
     ) -> None:
+        super().__init__(store, crm.clock)
         self.bot = bot
-        self.store = store
         self.crm = crm
         self.limits = limits or SendLimits()
-        self.concurrency = concurrency
-        self.first_retry = 1.0  # seconds; tests shorten it
-        self._wakeup = asyncio.Event()
-        self._stopping = False
-        self._inflight: set[asyncio.Task[None]] = set()
-        self._runner: asyncio.Task[None] | None = None
+        self.fetch_media = fetch_media
 
-    def wake(self) -> None:
-        """Something was enqueued: look now rather than at the next poll."""
-        self._wakeup.set()
-
-    def start(self) -> None:
-        self._runner = asyncio.create_task(self._run(), name="telegram-sender")
-
-    async def stop(self, grace: float = 10.0) -> None:
-        """Stop claiming; let messages being sent finish (the rest stay queued in the store)."""
-        self._stopping = True
-        self._wakeup.set()
-        if self._runner is not None:
-            await self._runner
-        if self._inflight:
-            _, late = await asyncio.wait(self._inflight, timeout=grace)
-            for task in late:
-                task.cancel()
-
-    async def _run(self) -> None:
-        last_purge = 0.0
-        while not self._stopping:
-            self._wakeup.clear()
-            try:
-                claimed = await self._claim()
-            except Exception:
-                log.exception("could not claim outbox messages; trying again shortly")
-                claimed = []
-            for delivery in claimed:
-                task = asyncio.create_task(self._deliver(delivery))
-                self._inflight.add(task)
-                task.add_done_callback(self._done)
-            loop_time = asyncio.get_running_loop().time()
-            if loop_time - last_purge > 3600:
-                last_purge = loop_time
-                await self._purge()
-            if not claimed or len(self._inflight) >= self.concurrency:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), IDLE_POLL)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._inflight.discard(task)
-        self._wakeup.set()  # the next message of that chat may be due now
-
-    async def _claim(self) -> list[Delivery]:
-        room = self.concurrency - len(self._inflight)
-        if room <= 0:
-            return []
-        async with self.store.session() as s:
-            return await outbox.claim(s, CHANNEL, now=self.crm.clock.now(), lease=LEASE, limit=room)
-
-    async def _deliver(self, delivery: Delivery) -> None:
+    async def deliver(self, delivery: Delivery) -> Outcome:
         try:
             async with self.store.reading() as s:
                 message = await render_delivery(s, self.crm, delivery)
         except (NoLongerNeeded, NotFound) as exc:
-            await self._settle(delivery, skipped=str(exc))
-            return
+            return Skipped(str(exc))
         except Undeliverable as exc:
-            log.warning("outbox %s: giving up: %s", delivery.id, exc)
-            await self._settle(delivery, failed=str(exc))
-            return
-        except Exception as exc:
-            log.exception("outbox %s: could not render", delivery.id)
-            await self._settle(
-                delivery, retry_in=backoff(delivery.attempts, self.first_retry), error=f"render: {exc!r}"
-            )
-            return
+            return Failed(str(exc))
+        audio = None
+        if message.audio is not None:
+            try:
+                audio = await self._fetch(message.audio)
+            except MediaUnavailable as exc:
+                if delivery.attempts < MEDIA_ATTEMPTS:
+                    return self.retry(delivery, str(exc))
+                message.text += (
+                    f"\n\n(the recording could not be attached: {exc}; listen at {message.audio.url})"
+                )
         await self.limits.wait_turn(message.chat_id)
         try:
-            sent = await self.bot.send_message(
-                chat_id=message.chat_id, text=message.text, reply_markup=message.reply_markup
-            )
+            sent = await self._send(message, audio)
         except TelegramRetryAfter as exc:
             self.limits.hold_chat(message.chat_id, exc.retry_after)
-            await self._settle(delivery, retry_in=float(exc.retry_after), error=exc.message, count=False)
+            return Retry(float(exc.retry_after), exc.message, counts=False)
         except PERMANENT as exc:
-            log.warning("outbox %s: Telegram refused it for good: %s", delivery.id, exc.message)
-            await self._settle(delivery, failed=f"{type(exc).__name__}: {exc.message}")
+            return Failed(f"{type(exc).__name__}: {exc.message}")
         except (TelegramAPIError, aiohttp.ClientError, TimeoutError, OSError) as exc:
-            delay = backoff(delivery.attempts, self.first_retry)
-            log.info("outbox %s: %r; retrying in %.1f s", delivery.id, exc, delay)
-            await self._settle(delivery, retry_in=delay, error=repr(exc))
-        else:
-            await self._settle(delivery, sent_id=sent.message_id, message=message)
+            return self.retry(delivery, repr(exc))
+        return Sent(self._remember(message, sent.message_id))
 
-    async def _settle(
-        self,
-        delivery: Delivery,
-        *,
-        sent_id: int | None = None,
-        message: Outgoing | None = None,
-        retry_in: float | None = None,
-        error: str = "",
-        failed: str | None = None,
-        skipped: str | None = None,
-        count: bool = True,
-    ) -> None:
-        """Record the outcome; a message that was sent is never sent again from here."""
-        now = self.crm.clock.now()
-        for attempt in range(5):
-            try:
-                async with self.store.session() as s:
-                    if sent_id is not None and message is not None:
-                        await outbox.mark_sent(s, delivery.id, now=now)
-                        if message.remember:
-                            await sent_messages.remember(
-                                s,
-                                CHANNEL,
-                                str(message.chat_id),
-                                str(sent_id),
-                                str(message.remember.pop("kind", "message")),
-                                clock=self.crm.clock,
-                                **message.remember,
-                            )
-                    elif failed is not None:
-                        await outbox.mark_failed(s, delivery.id, now=now, error=failed)
-                    elif skipped is not None:
-                        await outbox.mark_skipped(s, delivery.id, now=now, reason=skipped)
-                    else:
-                        at = now + timedelta(seconds=retry_in or 0.0)
-                        await outbox.mark_retry(s, delivery.id, at=at, error=error, uncount=not count)
-                return
-            except Exception:
-                log.exception("outbox %s: could not record the outcome (try %d)", delivery.id, attempt + 1)
-                await asyncio.sleep(0.5 * (attempt + 1))
-
-    async def _purge(self) -> None:
+    async def _fetch(self, audio: Audio) -> tuple[str, bytes]:
+        if self.fetch_media is None:
+            raise MediaUnavailable("recordings cannot be fetched: the telephony provider is off")
         try:
-            async with self.store.session() as s:
-                await outbox.purge_delivered(s, older_than=self.crm.clock.now() - PURGE_AFTER)
-        except Exception:
-            log.exception("could not purge delivered outbox messages")
+            return await self.fetch_media(audio.url)
+        except MediaUnavailable:
+            raise
+        except Exception as exc:
+            raise MediaUnavailable(str(exc)) from exc
+
+    async def _send(self, message: Outgoing, audio: tuple[str, bytes] | None) -> Message:
+        if audio is not None:
+            name, data = audio
+            return await self.bot.send_audio(
+                chat_id=message.chat_id,
+                audio=BufferedInputFile(data, filename=name),
+                caption=message.text,
+                reply_markup=message.reply_markup,
+            )
+        return await self.bot.send_message(
+            chat_id=message.chat_id, text=message.text, reply_markup=message.reply_markup
+        )
+
+    def _remember(
+        self, message: Outgoing, message_id: int
+    ) -> Callable[[AsyncSession], Awaitable[None]] | None:
+        if not message.remember:
+            return None
+        about: dict[str, Any] = dict(message.remember)
+        kind = str(about.pop("kind", "message"))
+
+        async def record(s: AsyncSession) -> None:
+            await sent_messages.remember(
+                s, CHANNEL, str(message.chat_id), str(message_id), kind, clock=self.clock, **about
+            )
+
+        return record

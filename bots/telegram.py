@@ -15,7 +15,7 @@ from aiogram.enums import ParseMode
 
 from bots import agents
 from bots.context import Context
-from bots.sender import TelegramSender
+from bots.sender import MediaFetcher, TelegramSender
 from crm.service import Crm
 from crm.store import Store
 
@@ -38,6 +38,7 @@ class TelegramBot:
         mode: str,
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
+        fetch_media: MediaFetcher | None = None,
     ) -> None:
         session = AiohttpSession(api=TelegramAPIServer.from_base(api_url), timeout=REQUEST_TIMEOUT)
         self.bot = Bot(
@@ -48,7 +49,7 @@ class TelegramBot:
         self.dispatcher = Dispatcher()
         self.dispatcher.update.outer_middleware(Context(store, crm))
         self.dispatcher.include_router(agents.build_router())
-        self.sender = TelegramSender(self.bot, store, crm)
+        self.sender = TelegramSender(self.bot, store, crm, fetch_media=fetch_media)
         store.on_outbox_commit(self.sender.wake)
         self.mode = mode
         self.webhook_url = webhook_url
