@@ -6,13 +6,13 @@ from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import BotCommand, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
-from bots.callbacks import OutcomeButton, TaskDoneButton
-from bots.context import IsAgent, UnitOfWork
-from bots.render import call_card, card_text, cut, task_done_keyboard, task_line
+from bots.callbacks import CallBackButton, OutcomeButton, TaskDoneButton
+from bots.context import ClickToCall, IsAgent, UnitOfWork
+from bots.render import call_card, card_keyboard, card_text, cut, task_done_keyboard, task_line
 from crm import calls, sent_messages, tasks
 from crm.agents import BindingRefused
 from crm.cards import build_card, build_cards
-from crm.errors import CrmError
+from crm.errors import CrmError, InvalidInput
 from crm.models import Agent, Client
 from crm.notes import add_note
 from crm.service import Crm
@@ -79,7 +79,9 @@ async def on_duty(message: Message, command: CommandObject, agent: Agent, uow: U
         await message.answer("You are off duty: nothing new is routed to you. Send /duty on to come back.")
 
 
-async def on_find(message: Message, command: CommandObject, uow: UnitOfWork, crm: Crm) -> None:
+async def on_find(
+    message: Message, command: CommandObject, uow: UnitOfWork, crm: Crm, click_to_call: ClickToCall | None
+) -> None:
     text = (command.args or "").strip()
     if not text:
         await message.answer(
@@ -93,7 +95,8 @@ async def on_find(message: Message, command: CommandObject, uow: UnitOfWork, crm
         await message.answer(f"No client matches “{cut(text, 80)}”.")
         return
     for card in cards:
-        sent = await message.answer(card_text(card))
+        keyboard = card_keyboard(card.id, call_back=click_to_call is not None)
+        sent = await message.answer(card_text(card), reply_markup=keyboard)
         async with uow.write() as s:
             await sent_messages.remember(
                 s,
@@ -121,7 +124,12 @@ async def on_tasks(message: Message, agent: Agent, uow: UnitOfWork, crm: Crm) ->
 
 
 async def on_outcome(
-    query: CallbackQuery, callback_data: OutcomeButton, agent: Agent, uow: UnitOfWork, crm: Crm
+    query: CallbackQuery,
+    callback_data: OutcomeButton,
+    agent: Agent,
+    uow: UnitOfWork,
+    crm: Crm,
+    click_to_call: ClickToCall | None,
 ) -> None:
     try:
         async with uow.write() as s:
@@ -134,7 +142,7 @@ async def on_outcome(
         return
     await query.answer(f"Saved: {calls.OUTCOME_LABELS[callback_data.outcome]}")
     if card is not None and isinstance(query.message, Message):
-        rendered = call_card(card, call)
+        rendered = call_card(card, call, call_back=click_to_call is not None)
         await query.message.edit_text(text=rendered.text, reply_markup=rendered.reply_markup)
 
 
@@ -160,6 +168,36 @@ async def on_task_done(
             if not any(b.callback_data == callback_data.pack() for b in row)
         ]
         await query.message.edit_reply_markup(reply_markup=_markup(keep))
+
+
+async def on_call_back(
+    query: CallbackQuery,
+    callback_data: CallBackButton,
+    agent: Agent,
+    uow: UnitOfWork,
+    crm: Crm,
+    click_to_call: ClickToCall | None,
+) -> None:
+    """Click-to-call: the agent's phone rings first, then the client's."""
+    if click_to_call is None:
+        await query.answer("Calls cannot be placed from here: click-to-call is off.", show_alert=True)
+        return
+    try:
+        async with uow.write() as s:
+            await crm.calls.place_outbound(
+                s,
+                client_id=callback_data.client_id,
+                agent_id=agent.id,
+                provider=click_to_call.provider,
+                caller_id=click_to_call.caller_id,
+            )
+    except InvalidInput as exc:
+        await query.answer("; ".join(exc.fields.values()), show_alert=True)
+        return
+    except CrmError as exc:
+        await query.answer(exc.detail, show_alert=True)
+        return
+    await query.answer("Calling you now: pick up, and we connect the client.")
 
 
 def _markup(rows: list[list[InlineKeyboardButton]]) -> InlineKeyboardMarkup | None:
@@ -213,6 +251,7 @@ def build_router() -> Router:
     agents.message.register(on_tasks, Command("tasks"))
     agents.callback_query.register(on_outcome, OutcomeButton.filter())
     agents.callback_query.register(on_task_done, TaskDoneButton.filter())
+    agents.callback_query.register(on_call_back, CallBackButton.filter())
     agents.message.register(on_reply, F.reply_to_message, F.text)
     agents.message.register(on_anything_else)
 

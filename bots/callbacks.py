@@ -12,3 +12,7 @@ class OutcomeButton(CallbackData, prefix="oc"):
 
 class TaskDoneButton(CallbackData, prefix="td"):
     task_id: int
+
+
+class CallBackButton(CallbackData, prefix="cb"):
+    client_id: int

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from aiogram import BaseMiddleware
@@ -19,6 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm.models import Agent
 from crm.service import Crm
 from crm.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class ClickToCall:
+    """Set when the gateway can place calls: the provider and the company's caller ID."""
+
+    provider: str
+    caller_id: str
 
 
 class UnitOfWork:
@@ -39,9 +48,10 @@ class UnitOfWork:
 class Context(BaseMiddleware):
     """Outer middleware: puts `crm`, `uow` and `agent` (the bound agent, or None) in the data."""
 
-    def __init__(self, store: Store, crm: Crm) -> None:
+    def __init__(self, store: Store, crm: Crm, click_to_call: ClickToCall | None = None) -> None:
         self.uow = UnitOfWork(store)
         self.crm = crm
+        self.click_to_call = click_to_call
 
     async def __call__(
         self,
@@ -51,6 +61,7 @@ class Context(BaseMiddleware):
     ) -> Any:
         data["crm"] = self.crm
         data["uow"] = self.uow
+        data["click_to_call"] = self.click_to_call
         chat: Chat | None = data.get("event_chat")
         agent: Agent | None = None
         if chat is not None and chat.type == "private":

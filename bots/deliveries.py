@@ -54,7 +54,7 @@ class NoLongerNeeded(Exception):
     """This message no longer matters (the task was done meanwhile): skip it, with the reason."""
 
 
-Renderer = Callable[[AsyncSession, Crm, Delivery], Awaitable[Outgoing]]
+Renderer = Callable[[AsyncSession, Crm, Delivery, bool], Awaitable[Outgoing]]  # bool: Call back offered
 RENDERERS: dict[str, Renderer] = {}
 
 
@@ -66,11 +66,13 @@ def renders(kind: str) -> Callable[[Renderer], Renderer]:
     return register
 
 
-async def render_delivery(s: AsyncSession, crm: Crm, delivery: Delivery) -> Outgoing:
+async def render_delivery(
+    s: AsyncSession, crm: Crm, delivery: Delivery, *, call_back: bool = False
+) -> Outgoing:
     renderer = RENDERERS.get(delivery.kind)
     if renderer is None:
         raise Undeliverable(f"no renderer for telegram messages of kind {delivery.kind!r}")
-    return await renderer(s, crm, delivery)
+    return await renderer(s, crm, delivery, call_back)
 
 
 async def agent_chat(s: AsyncSession, agent_id: int) -> tuple[Agent, int]:
@@ -83,7 +85,7 @@ async def agent_chat(s: AsyncSession, agent_id: int) -> tuple[Agent, int]:
 
 
 @renders("card")
-async def card(s: AsyncSession, crm: Crm, d: Delivery) -> Outgoing:
+async def card(s: AsyncSession, crm: Crm, d: Delivery, call_back: bool) -> Outgoing:
     """A client card; with `call_id`, the call's card with outcome buttons."""
     agent, chat_id = await agent_chat(s, int(d.payload["agent_id"]))
     client_id = int(d.payload["client_id"])
@@ -93,15 +95,15 @@ async def card(s: AsyncSession, crm: Crm, d: Delivery) -> Outgoing:
     call_id = d.payload.get("call_id")
     remember = {"kind": "card", "client_id": client_id, "call_id": call_id, "agent_id": agent.id}
     if call_id is not None:
-        rendered = render.call_card(built, await get_call(s, int(call_id)))
+        rendered = render.call_card(built, await get_call(s, int(call_id)), call_back=call_back)
         return Outgoing(chat_id, rendered.text, rendered.reply_markup, remember)
     headline = d.payload.get("headline")
     text = render.card_text(built, headline=f"<b>{escape(str(headline))}</b>" if headline else None)
-    return Outgoing(chat_id, text, None, remember)
+    return Outgoing(chat_id, text, render.card_keyboard(client_id, call_back=call_back), remember)
 
 
 @renders("reminder")
-async def reminder(s: AsyncSession, crm: Crm, d: Delivery) -> Outgoing:
+async def reminder(s: AsyncSession, crm: Crm, d: Delivery, _call_back: bool) -> Outgoing:
     task = await s.get(Task, int(d.payload["task_id"]))
     if task is None:
         raise NoLongerNeeded("the task was deleted")
@@ -117,7 +119,7 @@ async def reminder(s: AsyncSession, crm: Crm, d: Delivery) -> Outgoing:
 
 
 @renders("text")
-async def text(s: AsyncSession, _crm: Crm, d: Delivery) -> Outgoing:
+async def text(s: AsyncSession, _crm: Crm, d: Delivery, _call_back: bool) -> Outgoing:
     """A plain notice to an agent ("Bob took the call from Ada"); the text is escaped here."""
     agent, chat_id = await agent_chat(s, int(d.payload["agent_id"]))
     client_id = d.payload.get("client_id")
@@ -126,7 +128,7 @@ async def text(s: AsyncSession, _crm: Crm, d: Delivery) -> Outgoing:
 
 
 @renders("voicemail")
-async def voicemail(s: AsyncSession, _crm: Crm, d: Delivery) -> Outgoing:
+async def voicemail(s: AsyncSession, _crm: Crm, d: Delivery, call_back: bool) -> Outgoing:
     """The voicemail a caller left, as audio, for whoever follows the missed call up."""
     agent, chat_id = await agent_chat(s, int(d.payload["agent_id"]))
     seconds = d.payload.get("duration_s")
@@ -139,4 +141,7 @@ async def voicemail(s: AsyncSession, _crm: Crm, d: Delivery) -> Outgoing:
         "call_id": d.payload.get("call_id"),
         "agent_id": agent.id,
     }
-    return Outgoing(chat_id, caption, None, remember if client_id else {}, audio=Audio(str(d.payload["url"])))
+    keyboard = render.card_keyboard(int(client_id), call_back=call_back) if client_id else None
+    return Outgoing(
+        chat_id, caption, keyboard, remember if client_id else {}, audio=Audio(str(d.payload["url"]))
+    )

@@ -10,7 +10,7 @@ from html import escape
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bots.callbacks import OutcomeButton, TaskDoneButton
+from bots.callbacks import CallBackButton, OutcomeButton, TaskDoneButton
 from crm.calls import OUTCOME_LABELS, OUTCOMES
 from crm.cards import Card
 from crm.models import Call, Task
@@ -119,14 +119,28 @@ def fit(head: list[str], body: list[str], history: list[str]) -> str:
             return text[: LIMIT - 1] + "…"
 
 
-def outcome_keyboard(call_id: int, chosen: str | None = None) -> InlineKeyboardMarkup:
+CALL_BACK = "📞 Call back"
+
+
+def card_keyboard(
+    client_id: int, *, call_id: int | None = None, chosen: str | None = None, call_back: bool = False
+) -> InlineKeyboardMarkup | None:
+    """A call's outcome buttons (the chosen one ticked) and, when calls can be placed, Call back."""
     kb = InlineKeyboardBuilder()
-    for outcome in OUTCOMES:
-        label = f"{OUTCOME_EMOJI[outcome]} {OUTCOME_LABELS[outcome]}"
-        if outcome == chosen:
-            label = "✅ " + OUTCOME_LABELS[outcome]
-        kb.button(text=label, callback_data=OutcomeButton(call_id=call_id, outcome=outcome))
-    kb.adjust(2, 2, 1)
+    rows: list[int] = []
+    if call_id is not None:
+        for outcome in OUTCOMES:
+            label = f"{OUTCOME_EMOJI[outcome]} {OUTCOME_LABELS[outcome]}"
+            if outcome == chosen:
+                label = "✅ " + OUTCOME_LABELS[outcome]
+            kb.button(text=label, callback_data=OutcomeButton(call_id=call_id, outcome=outcome))
+        rows += [2, 2, 1]
+    if call_back:
+        kb.button(text=CALL_BACK, callback_data=CallBackButton(client_id=client_id))
+        rows.append(1)
+    if not rows:
+        return None
+    kb.adjust(*rows)
     return kb.as_markup()
 
 
@@ -136,11 +150,10 @@ def call_headline(call: Call) -> str:
     return f"📞 <b>Call from {cut(call.from_number, 40)}</b>"
 
 
-def call_card(card: Card, call: Call) -> Rendered:
+def call_card(card: Card, call: Call, *, call_back: bool = False) -> Rendered:
     """The card an agent gets for a call, with the outcome buttons (the chosen one ticked)."""
-    return Rendered(
-        card_text(card, headline=call_headline(call), call=call), outcome_keyboard(call.id, call.outcome)
-    )
+    keyboard = card_keyboard(card.id, call_id=call.id, chosen=call.outcome, call_back=call_back)
+    return Rendered(card_text(card, headline=call_headline(call), call=call), keyboard)
 
 
 def task_line(task: Task, client_name: str) -> str:

@@ -63,8 +63,10 @@ class TelegramSender(OutboxWorker):
         *,
         limits: SendLimits | None = None,
         fetch_media: MediaFetcher | None = None,
+        call_back: bool = False,
     ) -> None:
         super().__init__(store, crm.clock)
+        self.call_back = call_back
         self.bot = bot
         self.crm = crm
         self.limits = limits or SendLimits()
@@ -73,7 +75,7 @@ class TelegramSender(OutboxWorker):
     async def deliver(self, delivery: Delivery) -> Outcome:
         try:
             async with self.store.reading() as s:
-                message = await render_delivery(s, self.crm, delivery)
+                message = await render_delivery(s, self.crm, delivery, call_back=self.call_back)
         except (NoLongerNeeded, NotFound) as exc:
             return Skipped(str(exc))
         except Undeliverable as exc:

@@ -14,7 +14,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 
 from bots import agents
-from bots.context import Context
+from bots.context import ClickToCall, Context
 from bots.sender import MediaFetcher, TelegramSender
 from crm.service import Crm
 from crm.store import Store
@@ -39,6 +39,7 @@ class TelegramBot:
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
         fetch_media: MediaFetcher | None = None,
+        click_to_call: ClickToCall | None = None,
     ) -> None:
         session = AiohttpSession(api=TelegramAPIServer.from_base(api_url), timeout=REQUEST_TIMEOUT)
         self.bot = Bot(
@@ -47,9 +48,11 @@ class TelegramBot:
             default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
         )
         self.dispatcher = Dispatcher()
-        self.dispatcher.update.outer_middleware(Context(store, crm))
+        self.dispatcher.update.outer_middleware(Context(store, crm, click_to_call))
         self.dispatcher.include_router(agents.build_router())
-        self.sender = TelegramSender(self.bot, store, crm, fetch_media=fetch_media)
+        self.sender = TelegramSender(
+            self.bot, store, crm, fetch_media=fetch_media, call_back=click_to_call is not None
+        )
         store.on_outbox_commit(self.sender.wake)
         self.mode = mode
         self.webhook_url = webhook_url

@@ -167,6 +167,23 @@ class Call(Base):
     outcome: Mapped[str | None] = mapped_column(String(32))
     notes: Mapped[str | None] = mapped_column(Text)
     last_event_seq: Mapped[int] = mapped_column(Integer, default=-1)
+    dial_outcome: Mapped[str | None] = mapped_column(String(16))
+    has_voicemail: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class CallLeg(Base):
+    """One agent rung for a call: who was offered it, and (once known) the provider's leg id."""
+
+    __tablename__ = "call_legs"
+    __table_args__ = (UniqueConstraint("call_id", "agent_id", name="uq_call_legs_call_agent"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(String(255))
+    leg_id: Mapped[str | None] = mapped_column(String(64))
+    answered: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Interaction(Base):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from crm.agents import Agents
+from crm.call_flow import CallFlow
 from crm.clients import Clients
 from crm.clock import Clock, SystemClock
 
@@ -15,3 +16,4 @@ class Crm:
         self.clock: Clock = clock or SystemClock()
         self.clients = Clients(region, self.clock)
         self.agents = Agents(region, self.clock)
+        self.calls = CallFlow(self.clients, self.clock)

@@ -4,21 +4,25 @@ everything with a lifetime (`cleanup_ctx`), so start-up and shutdown read top to
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
+from bots.context import ClickToCall
 from bots.telegram import TelegramBot
 from crm.clock import Clock
 from crm.service import Crm
 from crm.store import Store
-from gateway import health, middlewares, telegram_webhook
+from gateway import health, middlewares, telegram_webhook, twilio_webhooks
 from gateway.api import auth, clients, openapi, records
 from gateway.http import MAX_BODY
-from gateway.keys import CRM, METRICS, REMINDERS, SETTINGS, STORE, TELEGRAM
+from gateway.keys import CRM, METRICS, REMINDERS, SETTINGS, STORE, SWEEPER, TELEGRAM, TWILIO
 from gateway.metrics import Metrics
 from gateway.settings import Settings
-from gateway.workers import Reminders
+from gateway.workers import CallSweeper, Reminders
+from telephony.twilio.dialer import TwilioDialer
+from telephony.twilio.parse import PROVIDER
+from telephony.twilio.rest import TwilioRest
 
 log = logging.getLogger("gateway")
 
@@ -33,10 +37,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None, upgrade: bool 
     app[CRM] = Crm(region=settings.default_region, clock=clock)
     app[METRICS] = Metrics()
     app.cleanup_ctx.append(_store(settings, upgrade=upgrade))
-    app.cleanup_ctx.append(_reminders)
+    app.cleanup_ctx.append(_workers)
+    app.cleanup_ctx.append(_twilio)
     app.cleanup_ctx.append(_telegram)
     app.add_routes(health.routes)
     app.add_routes(telegram_webhook.routes)
+    app.add_routes(twilio_webhooks.routes)
     app.add_subapp("/api/v1", _api())
     return app
 
@@ -61,12 +67,42 @@ def _store(settings: Settings, *, upgrade: bool) -> Callable[[web.Application], 
     return ctx
 
 
-async def _reminders(app: web.Application) -> AsyncIterator[None]:
+async def _workers(app: web.Application) -> AsyncIterator[None]:
+    """The domain's own background work: task reminders and the sweep of silent calls."""
     reminders = Reminders(app[STORE], app[CRM])
-    app[REMINDERS] = reminders
+    sweeper = CallSweeper(app[STORE], app[CRM], timeout_s=app[SETTINGS].missed_call_timeout)
+    app[REMINDERS], app[SWEEPER] = reminders, sweeper
     reminders.start()
+    sweeper.start()
     yield
+    await sweeper.stop()
     await reminders.stop()
+
+
+async def _twilio(app: web.Application) -> AsyncIterator[None]:
+    """Twilio's REST API (recordings, and click-to-call when a caller ID is set)."""
+    settings = app[SETTINGS]
+    if not (settings.twilio_account_sid and settings.twilio_auth_token):
+        yield
+        return
+    rest = TwilioRest(settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_api_url)
+    app[TWILIO] = rest
+    dialer = None
+    if settings.twilio_caller_id:
+        dialer = TwilioDialer(
+            rest,
+            app[CRM].calls,
+            app[STORE],
+            app[CRM].clock,
+            public_url=settings.public_url,
+            caller_id=settings.twilio_caller_id,
+        )
+        app[STORE].on_outbox_commit(dialer.wake)
+        dialer.start()
+    yield
+    if dialer is not None:
+        await dialer.stop()
+    await rest.close()
 
 
 async def _telegram(app: web.Application) -> AsyncIterator[None]:
@@ -83,8 +119,28 @@ async def _telegram(app: web.Application) -> AsyncIterator[None]:
         mode=settings.telegram_mode,
         webhook_url=f"{settings.public_url}/webhooks/telegram",
         webhook_secret=settings.telegram_webhook_secret,
+        fetch_media=_recording_fetcher(app),
+        click_to_call=_click_to_call(settings),
     )
     app[TELEGRAM] = bot
     await bot.start()
     yield
     await bot.stop()
+
+
+def _recording_fetcher(app: web.Application) -> Callable[[str], Awaitable[tuple[str, bytes]]] | None:
+    rest = app.get(TWILIO)
+    if rest is None:
+        return None
+
+    async def fetch(url: str) -> tuple[str, bytes]:
+        recording = await rest.fetch_recording(url)
+        return recording.filename, recording.data
+
+    return fetch
+
+
+def _click_to_call(settings: Settings) -> ClickToCall | None:
+    if settings.twilio_caller_id and settings.twilio_account_sid and settings.twilio_auth_token:
+        return ClickToCall(provider=PROVIDER, caller_id=settings.twilio_caller_id)
+    return None

@@ -9,7 +9,8 @@ from crm.service import Crm
 from crm.store import Store
 from gateway.metrics import Metrics
 from gateway.settings import Settings
-from gateway.workers import Reminders
+from gateway.workers import CallSweeper, Reminders
+from telephony.twilio.rest import TwilioRest
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
@@ -17,3 +18,5 @@ CRM = web.AppKey("crm", Crm)
 METRICS = web.AppKey("metrics", Metrics)
 TELEGRAM = web.AppKey("telegram", TelegramBot)
 REMINDERS = web.AppKey("reminders", Reminders)
+SWEEPER = web.AppKey("sweeper", CallSweeper)
+TWILIO = web.AppKey("twilio", TwilioRest)

@@ -20,6 +20,7 @@ _MODELS: tuple[type[BaseModel], ...] = (
     schemas.ClientIn,
     schemas.ClientPatch,
     schemas.MergeIn,
+    schemas.CallIn,
     schemas.CallOut,
     schemas.CallsPage,
     schemas.LeadsPage,
@@ -142,7 +143,15 @@ def document() -> dict[str, Any]:
                     ),
                     *_PAGE,
                 ],
-            )
+            ),
+            "post": _op(
+                "Click-to-call: ring the agent first, then connect the client (from CRM_TWILIO_CALLER_ID)",
+                {"202": _json(schemas.CallOut, "the outbound call, ringing")},
+                body=schemas.CallIn,
+                extra={
+                    "409": _json(schemas.ErrorOut, "click-to-call is off (no caller ID or Twilio account)")
+                },
+            ),
         },
         "/calls/{id}": {
             "get": _op("One call", {"200": _json(schemas.CallOut, "the call")}, params=[_ID], extra=not_found)

@@ -9,8 +9,18 @@ from crm.calls import get_call, list_calls
 from crm.leads import list_leads
 from crm.tasks import list_tasks
 from gateway.api import render, schemas
-from gateway.http import path_id, query_bool, query_int, query_limit, query_time, reply
-from gateway.keys import CRM, STORE
+from gateway.http import (
+    error_response,
+    path_id,
+    query_bool,
+    query_int,
+    query_limit,
+    query_time,
+    read_model,
+    reply,
+)
+from gateway.keys import CRM, SETTINGS, STORE
+from telephony.twilio.parse import PROVIDER
 
 routes = web.RouteTableDef()
 
@@ -27,6 +37,29 @@ async def calls(request: web.Request) -> web.Response:
             cursor=request.query.get("cursor") or None,
         )
     return reply(schemas.CallsPage(calls=[render.call(c) for c in page.items], next_cursor=page.next_cursor))
+
+
+@routes.post("/calls")
+async def click_to_call(request: web.Request) -> web.Response:
+    """Ring the agent, then the client, from the company's number; 202 with the CALL."""
+    body, _ = await read_model(request, schemas.CallIn)
+    settings = request.config_dict[SETTINGS]
+    if not (settings.twilio_caller_id and settings.twilio_account_sid and settings.twilio_auth_token):
+        return error_response(
+            409,
+            "click_to_call_off",
+            "click-to-call needs CRM_TWILIO_CALLER_ID, CRM_TWILIO_ACCOUNT_SID and CRM_TWILIO_AUTH_TOKEN",
+        )
+    async with request.config_dict[STORE].session() as s:
+        call = await request.config_dict[CRM].calls.place_outbound(
+            s,
+            client_id=body.client_id,
+            agent_id=body.agent_id,
+            provider=PROVIDER,
+            caller_id=settings.twilio_caller_id,
+        )
+        rendered = render.call(call)
+    return reply(rendered, status=202)
 
 
 @routes.get(r"/calls/{id:\d+}")

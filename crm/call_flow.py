@@ -1,0 +1,498 @@
+"""A call from first ring to the last callback: provider events in, state and follow-ups out.
+
+Every method applies one event idempotently. The call row is locked for the transaction, a
+status only moves forward (`crm.call_states`), a repeated event changes nothing, and a late one
+fills in what is missing. Follow-ups (the card for the agent who answered, "taken by" notices, the
+callback task and notice of a missed call, the voicemail) hang on a transition, so they happen
+once however often the provider repeats itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm import outbox, routing, timeline
+from crm.call_events import AgentAnswered, CallEnded, CallStarted, DialEnded, RecordingReady
+from crm.call_states import UNANSWERED, UNANSWERED_STATUS, can_move
+from crm.clients import Clients
+from crm.clock import Clock
+from crm.errors import InvalidInput, InvalidPhone
+from crm.models import Agent, Call, CallLeg, Client, ClientPhone, Interaction, Task
+from crm.phones import format_international, is_anonymous
+
+log = logging.getLogger("crm.calls")
+
+RING_SECONDS = 20
+# A call whose caller has hung up, but whose ringing result never came, is missed after this.
+ENDED_GRACE = timedelta(seconds=15)
+
+
+@dataclass(frozen=True, slots=True)
+class RingTarget:
+    agent_id: int
+    kind: str  # "sip", "client" or "phone"
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class RingPlan:
+    """Whom to ring for a call, all at once; no targets means straight to voicemail."""
+
+    call_id: int
+    client_id: int | None
+    targets: list[RingTarget]
+    ring_seconds: int = RING_SECONDS
+    record: bool = True
+
+
+def endpoint(agent: Agent) -> RingTarget | None:
+    """How to ring an agent: their SIP URI, else their app identity, else their phone."""
+    if agent.sip_uri:
+        return RingTarget(agent.id, "sip", agent.sip_uri)
+    if agent.client_identity:
+        return RingTarget(agent.id, "client", agent.client_identity)
+    if agent.phone:
+        return RingTarget(agent.id, "phone", agent.phone)
+    return None
+
+
+class CallFlow:
+    def __init__(self, clients: Clients, clock: Clock) -> None:
+        self.clients = clients
+        self.clock = clock
+
+    # -- inbound ---------------------------------------------------------------------------
+
+    async def inbound(self, s: AsyncSession, ev: CallStarted) -> RingPlan:
+        """Record an inbound call (once, however often the provider asks) and plan its ringing."""
+        call = await self._find(s, ev.provider, ev.provider_call_id, lock=True)
+        if call is None:
+            client_id = await self._caller(s, ev.from_number)
+            call = Call(
+                provider=ev.provider,
+                provider_call_id=ev.provider_call_id,
+                direction="inbound",
+                from_number=ev.from_number,
+                to_number=ev.to_number,
+                client_id=client_id,
+                status="ringing",
+                started_at=ev.at,
+            )
+            s.add(call)
+            await s.flush()
+            for agent in await routing.agents_for_call(s, client_id):
+                target = endpoint(agent)
+                if target is not None:
+                    s.add(
+                        CallLeg(call_id=call.id, agent_id=agent.id, kind=target.kind, address=target.address)
+                    )
+            await s.flush()
+            if not await self._legs(s, call.id):
+                # Nobody can take it: the caller goes straight to voicemail.
+                await self._unanswered(s, call, "missed")
+        legs = await self._legs(s, call.id)
+        return RingPlan(
+            call_id=call.id,
+            client_id=call.client_id,
+            targets=[RingTarget(leg.agent_id, leg.kind, leg.address) for leg in legs],
+        )
+
+    async def _caller(self, s: AsyncSession, number: str | None) -> int | None:
+        """The calling client, made now if new; None for withheld or unreadable numbers."""
+        if number is None or is_anonymous(number):
+            return None
+        try:
+            return (await self.clients.find_or_create_by_phone(s, number)).client_id
+        except InvalidPhone as exc:
+            log.info("inbound call from an unreadable number: %s", exc)
+            return None
+
+    # -- outbound (click-to-call) ------------------------------------------------------------
+
+    async def place_outbound(
+        self, s: AsyncSession, *, client_id: int, agent_id: int, provider: str, caller_id: str
+    ) -> Call:
+        """Log an outbound call and ask the provider (through the outbox) to ring the agent
+        first, then the client. The card pops when the agent picks up, as for inbound calls."""
+        client = await self.clients.require(s, client_id)
+        phone = (
+            await s.execute(
+                select(ClientPhone.e164)
+                .where(ClientPhone.client_id == client.id, ClientPhone.e164.is_not(None))
+                .order_by(ClientPhone.position, ClientPhone.id)
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        if phone is None:
+            raise InvalidInput({"client_id": f"client {client_id} has no phone number to call"})
+        agent = await s.get(Agent, agent_id)
+        if agent is None or agent.removed_at is not None:
+            raise InvalidInput({"agent_id": f"no active agent with id {agent_id}"})
+        target = endpoint(agent)
+        if target is None:
+            raise InvalidInput(
+                {"agent_id": f"agent {agent_id} has no phone, SIP URI or app identity to ring"}
+            )
+        call = Call(
+            provider=provider,
+            provider_call_id=f"pending-{uuid.uuid4().hex}",
+            direction="outbound",
+            from_number=caller_id,
+            to_number=phone,
+            client_id=client.id,
+            status="ringing",
+            started_at=self.clock.now(),
+        )
+        s.add(call)
+        await s.flush()
+        s.add(CallLeg(call_id=call.id, agent_id=agent.id, kind=target.kind, address=target.address))
+        await outbox.enqueue(
+            s, "telephony", "place_call", {"call_id": call.id}, queue=f"call:{call.id}", clock=self.clock
+        )
+        await s.flush()
+        return call
+
+    async def outbound_placed(self, s: AsyncSession, call_id: int, provider_call_id: str) -> None:
+        """The provider accepted the call and named it: later events use that name."""
+        call = await s.get(Call, call_id, with_for_update=True)
+        if call is not None and call.provider_call_id.startswith("pending-"):
+            call.provider_call_id = provider_call_id
+
+    async def outbound_failed(self, s: AsyncSession, call_id: int, reason: str) -> None:
+        """The provider refused to place the call: it failed, and the agent is told why."""
+        call = await s.get(Call, call_id, with_for_update=True)
+        if call is None or not can_move(call.status, "failed"):
+            return
+        call.status = "failed"
+        call.ended_at = self.clock.now()
+        await self._sync_timeline(s, call)
+        for leg in await self._legs(s, call.id):
+            await outbox.enqueue(
+                s,
+                "telegram",
+                "text",
+                {
+                    "agent_id": leg.agent_id,
+                    "text": f"Could not place your call to {await self._caller_name(s, call)}: {reason}",
+                },
+                queue=f"agent:{leg.agent_id}",
+                clock=self.clock,
+            )
+
+    async def by_id(self, s: AsyncSession, call_id: int) -> Call | None:
+        return await s.get(Call, call_id)
+
+    async def agent_leg(self, s: AsyncSession, call_id: int) -> CallLeg | None:
+        """The agent an outbound call rings first."""
+        legs = await self._legs(s, call_id)
+        return legs[0] if legs else None
+
+    # -- events ----------------------------------------------------------------------------
+
+    async def answered(self, s: AsyncSession, ev: AgentAnswered) -> Call | None:
+        call = await self._find(s, ev.provider, ev.provider_call_id, lock=True)
+        if call is None:
+            log.info("answer for unknown call %s/%s ignored", ev.provider, ev.provider_call_id)
+            return None
+        leg = await self._leg(s, call.id, ev.agent_id)
+        if leg is not None:
+            leg.answered = True
+            leg.leg_id = leg.leg_id or ev.leg_id
+        if call.agent_id is None:
+            await self._taken_by(s, call, ev.agent_id)
+        if call.direction == "inbound" and can_move(call.status, "in_progress"):
+            call.status = "in_progress"
+        await self._sync_timeline(s, call)
+        return call
+
+    async def dial_ended(self, s: AsyncSession, ev: DialEnded) -> Call | None:
+        call = await self._find(s, ev.provider, ev.provider_call_id, lock=True)
+        if call is None:
+            log.info("dial result for unknown call %s/%s ignored", ev.provider, ev.provider_call_id)
+            return None
+        call.dial_outcome = call.dial_outcome or ev.outcome
+        if ev.recording_url and not call.recording_url:
+            call.recording_url = ev.recording_url
+        if ev.outcome == "answered":
+            call.answered_at = call.answered_at or ev.at
+            if call.duration_s is None and ev.talk_seconds is not None:
+                call.duration_s = ev.talk_seconds
+            if can_move(call.status, "in_progress"):
+                call.status = "in_progress"
+            if call.direction == "inbound" and call.agent_id is None and ev.leg_id:
+                agent_id = await self._agent_of_leg(s, call.id, ev.leg_id)
+                if agent_id is not None:
+                    await self._taken_by(s, call, agent_id)
+        elif call.agent_id is None or call.direction == "outbound":
+            status = UNANSWERED_STATUS.get(ev.outcome, "missed")
+            if can_move(call.status, status):
+                await self._unanswered(s, call, status)
+        await self._sync_timeline(s, call)
+        return call
+
+    async def ended(self, s: AsyncSession, ev: CallEnded) -> Call | None:
+        call = await self._find(s, ev.provider, ev.provider_call_id, lock=True)
+        if call is None:
+            log.info("end of unknown call %s/%s ignored", ev.provider, ev.provider_call_id)
+            return None
+        call.ended_at = call.ended_at or ev.at
+        if call.status == "in_progress":
+            call.status = "completed"
+            if call.duration_s is None and ev.duration_s is not None:
+                call.duration_s = ev.duration_s
+        elif call.status == "ringing":
+            failed = {"busy": "busy", "failed": "failed", "no-answer": "missed", "canceled": "missed"}
+            status = failed.get(ev.provider_status)
+            if status is not None:
+                await self._unanswered(s, call, status)
+            # A plain "completed" while still ringing tells nothing of the agents: the dial
+            # result decides, or the sweep after ENDED_GRACE.
+        await self._sync_timeline(s, call)
+        return call
+
+    async def recording(self, s: AsyncSession, ev: RecordingReady) -> Call | None:
+        call = await self._find(s, ev.provider, ev.provider_call_id, lock=True)
+        if call is None:
+            log.info("recording for unknown call %s/%s ignored", ev.provider, ev.provider_call_id)
+            return None
+        if ev.voicemail:
+            if not call.has_voicemail:
+                call.has_voicemail = True
+                call.recording_url = ev.url
+                await self._voicemail_notice(s, call, ev)
+        elif not call.recording_url:
+            call.recording_url = ev.url
+        await self._sync_timeline(s, call)
+        return call
+
+    async def sweep(self, s: AsyncSession, *, ringing_timeout: timedelta) -> list[int]:
+        """Calls still `ringing` whose callbacks never came: missed after the timeout (or soon
+        after the caller hung up, when that much is known)."""
+        now = self.clock.now()
+        rows = await s.execute(
+            select(Call)
+            .where(
+                Call.status == "ringing",
+                or_(Call.started_at < now - ringing_timeout, Call.ended_at < now - ENDED_GRACE),
+            )
+            .limit(200)
+            .with_for_update(skip_locked=True)
+        )
+        swept = []
+        for call in rows.scalars():
+            await self._unanswered(s, call, "missed")
+            call.ended_at = call.ended_at or now
+            await self._sync_timeline(s, call)
+            swept.append(call.id)
+        return swept
+
+    # -- follow-ups ------------------------------------------------------------------------
+
+    async def _taken_by(self, s: AsyncSession, call: Call, agent_id: int) -> None:
+        """The call is the agent's: sticky owner, the card for them, "taken" for the others."""
+        call.agent_id = agent_id
+        call.answered_at = call.answered_at or self.clock.now()
+        if call.client_id is not None:
+            await self.clients.set_owner_if_none(s, call.client_id, agent_id)
+            await outbox.enqueue(
+                s,
+                "telegram",
+                "card",
+                {"agent_id": agent_id, "client_id": call.client_id, "call_id": call.id},
+                queue=f"agent:{agent_id}",
+                clock=self.clock,
+            )
+        agent = await s.get(Agent, agent_id)
+        who = agent.name if agent else "Someone"
+        caller = await self._caller_name(s, call)
+        for leg in await self._legs(s, call.id):
+            if leg.agent_id != agent_id:
+                await outbox.enqueue(
+                    s,
+                    "telegram",
+                    "text",
+                    {
+                        "agent_id": leg.agent_id,
+                        "text": f"{who} took the call from {caller}.",
+                        "client_id": call.client_id,
+                    },
+                    queue=f"agent:{leg.agent_id}",
+                    clock=self.clock,
+                )
+
+    async def _unanswered(self, s: AsyncSession, call: Call, status: str) -> None:
+        """Nobody took an inbound call: a callback task for the follow-up agent, and a notice."""
+        if not can_move(call.status, status):
+            return
+        call.status = status
+        if call.direction != "inbound":
+            return
+        agent = await routing.follow_up_agent(s, call.client_id)
+        if agent is None:
+            log.warning("missed call %s: no owner and no admin to follow it up", call.id)
+            return
+        caller = await self._caller_name(s, call)
+        what = {"missed": "Missed call", "busy": "Call while everyone was busy", "failed": "Failed call"}[
+            status
+        ]
+        if call.client_id is None:
+            await outbox.enqueue(
+                s,
+                "telegram",
+                "text",
+                {
+                    "agent_id": agent.id,
+                    "text": f"{what} from {caller}: the number was withheld, no callback possible.",
+                },
+                queue=f"agent:{agent.id}",
+                clock=self.clock,
+            )
+            return
+        existing = await s.execute(select(Task.id).where(Task.call_id == call.id))
+        if existing.scalar_one_or_none() is None:
+            now = self.clock.now()
+            s.add(
+                Task(
+                    client_id=call.client_id,
+                    agent_id=agent.id,
+                    title=f"Call back ({what.lower()})",
+                    due_at=now,
+                    reminded_for=now,
+                    call_id=call.id,
+                    created_at=now,
+                )
+            )
+            await s.flush()
+        await outbox.enqueue(
+            s,
+            "telegram",
+            "card",
+            {
+                "agent_id": agent.id,
+                "client_id": call.client_id,
+                "headline": f"📵 {what} from {caller} — a callback task is on your list",
+            },
+            queue=f"agent:{agent.id}",
+            clock=self.clock,
+        )
+
+    async def _voicemail_notice(self, s: AsyncSession, call: Call, ev: RecordingReady) -> None:
+        agent = await routing.follow_up_agent(s, call.client_id)
+        if agent is None:
+            return
+        await outbox.enqueue(
+            s,
+            "telegram",
+            "voicemail",
+            {
+                "agent_id": agent.id,
+                "call_id": call.id,
+                "client_id": call.client_id,
+                "url": ev.url,
+                "duration_s": ev.duration_s,
+                "caller": await self._caller_name(s, call),
+            },
+            queue=f"agent:{agent.id}",
+            clock=self.clock,
+        )
+
+    async def _sync_timeline(self, s: AsyncSession, call: Call) -> None:
+        """One timeline entry per call, rewritten as the call's story fills in."""
+        if call.client_id is None:
+            return
+        agent = await s.get(Agent, call.agent_id) if call.agent_id else None
+        summary = _summary(call, agent.name if agent else None)
+        row = await s.execute(
+            select(Interaction).where(Interaction.call_id == call.id, Interaction.kind == "call").limit(1)
+        )
+        entry = row.scalar_one_or_none()
+        if entry is None:
+            await timeline.record(
+                s,
+                call.client_id,
+                "call",
+                summary,
+                at=call.started_at,
+                agent_id=call.agent_id,
+                call_id=call.id,
+                direction=call.direction,
+            )
+        else:
+            entry.summary = summary
+            entry.agent_id = call.agent_id
+        await s.flush()
+
+    # -- look-ups --------------------------------------------------------------------------
+
+    async def _find(
+        self, s: AsyncSession, provider: str, provider_call_id: str, *, lock: bool
+    ) -> Call | None:
+        stmt = select(Call).where(Call.provider == provider, Call.provider_call_id == provider_call_id)
+        if lock:
+            stmt = stmt.with_for_update()
+        return (await s.execute(stmt)).scalar_one_or_none()
+
+    async def _legs(self, s: AsyncSession, call_id: int) -> list[CallLeg]:
+        rows = await s.execute(select(CallLeg).where(CallLeg.call_id == call_id).order_by(CallLeg.id))
+        return list(rows.scalars())
+
+    async def _leg(self, s: AsyncSession, call_id: int, agent_id: int) -> CallLeg | None:
+        rows = await s.execute(
+            select(CallLeg).where(CallLeg.call_id == call_id, CallLeg.agent_id == agent_id)
+        )
+        return rows.scalar_one_or_none()
+
+    async def _agent_of_leg(self, s: AsyncSession, call_id: int, leg_id: str) -> int | None:
+        rows = await s.execute(
+            select(CallLeg.agent_id).where(CallLeg.call_id == call_id, CallLeg.leg_id == leg_id)
+        )
+        return rows.scalar_one_or_none()
+
+    async def leg_seen(
+        self, s: AsyncSession, provider: str, provider_call_id: str, agent_id: int, leg_id: str
+    ) -> None:
+        """Remember which provider leg rings which agent (a later dial result names only the leg)."""
+        call = await self._find(s, provider, provider_call_id, lock=False)
+        if call is None:
+            return
+        leg = await self._leg(s, call.id, agent_id)
+        if leg is not None and leg.leg_id is None:
+            leg.leg_id = leg_id
+
+    async def _caller_name(self, s: AsyncSession, call: Call) -> str:
+        if call.client_id is not None:
+            client = await s.get(Client, call.client_id)
+            if client is not None:
+                return client.name
+        number = call.to_number if call.direction == "outbound" else call.from_number
+        if number and not is_anonymous(number):
+            try:
+                return format_international(number)
+            except Exception:  # a number phonenumbers cannot format is shown as it came
+                return number
+        return "a withheld number"
+
+
+def _summary(call: Call, agent_name: str | None) -> str:
+    direction = "Outbound" if call.direction == "outbound" else "Inbound"
+    if call.status in UNANSWERED:
+        text = {"missed": "missed", "busy": "nobody free (busy)", "failed": "failed"}[call.status]
+        summary = f"{direction} call, {text}"
+        return summary + (", voicemail left" if call.has_voicemail else "")
+    summary = f"{direction} call"
+    if agent_name:
+        summary += f" with {agent_name}"
+    if call.status == "ringing":
+        return summary + ", ringing"
+    if call.status == "in_progress":
+        return summary + ", in progress"
+    if call.duration_s is not None:
+        minutes, seconds = divmod(call.duration_s, 60)
+        summary += f", {minutes}m {seconds:02}s" if minutes else f", {seconds}s"
+    return summary

@@ -1,0 +1,229 @@
+"""Twilio's webhooks: check the signature, turn the form into a call event, apply it, answer TwiML.
+
+Nothing slow happens here (Telegram, mail, recordings go through the outbox): Twilio gives up
+after 15 s and plays an error to the caller. Every answer is TwiML, even to status callbacks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from aiohttp import web
+from multidict import MultiDictProxy
+
+from crm.call_events import AgentAnswered
+from crm.call_flow import CallFlow
+from gateway.http import error_response
+from gateway.keys import CRM, SETTINGS, STORE
+from telephony.twilio import parse, twiml
+from telephony.twilio.parse import PROVIDER, MissingParameter
+from telephony.twilio.signature import is_from_twilio, public_request_url
+
+log = logging.getLogger("gateway.twilio")
+routes = web.RouteTableDef()
+BASE = twiml.BASE
+
+
+def _xml(body: str) -> web.Response:
+    return web.Response(text=body, content_type="text/xml")
+
+
+async def _verified_form(request: web.Request) -> Mapping[str, str] | web.Response:
+    """The request's parameters when it is really Twilio's, or the error response to give."""
+    settings = request.app[SETTINGS]
+    if not (settings.twilio_account_sid and settings.twilio_auth_token):
+        return error_response(
+            503,
+            "twilio_off",
+            "Twilio is not configured: set CRM_TWILIO_ACCOUNT_SID and CRM_TWILIO_AUTH_TOKEN",
+        )
+    url = public_request_url(settings.public_url, request.path_qs)
+    signature = request.headers.get("X-Twilio-Signature")
+    if request.content_type == "application/json":
+        body = (await request.read()).decode("utf-8", "replace")
+        if not is_from_twilio(settings.twilio_auth_token, url, body, signature):
+            return _forged(request)
+        return dict(request.query)
+    form: MultiDictProxy[str] = await request.post()  # type: ignore[assignment]  # no files in Twilio forms
+    if not is_from_twilio(settings.twilio_auth_token, url, form, signature):
+        return _forged(request)
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+def _forged(request: web.Request) -> web.Response:
+    log.warning(
+        "refused a request to %s without a valid Twilio signature from %s", request.path, request.remote
+    )
+    return error_response(403, "forbidden", "the X-Twilio-Signature does not match this request")
+
+
+def _flow(request: web.Request) -> CallFlow:
+    return request.app[CRM].calls
+
+
+def _call_ref(request: web.Request) -> int | None:
+    raw = request.query.get("call", "")
+    return int(raw) if raw.isdigit() else None
+
+
+async def _parent_sid(request: web.Request, form: Mapping[str, str]) -> str | None:
+    """The provider id of our call: named by the request, or looked up by the `call` we put in
+    the URL (legs and outbound calls carry their own CallSid)."""
+    call_id = _call_ref(request)
+    if call_id is not None:
+        async with request.app[STORE].reading() as s:
+            call = await _flow(request).by_id(s, call_id)
+        if call is not None:
+            return call.provider_call_id
+    return form.get("ParentCallSid") or form.get("CallSid") or None
+
+
+def _missing(exc: MissingParameter) -> web.Response:
+    return error_response(400, "missing_parameter", f"{exc.name} is required")
+
+
+@routes.post(f"{BASE}/voice")
+async def voice(request: web.Request) -> web.Response:
+    """A call comes in: find or create the caller, log the call, ring the right agents."""
+    form = await _verified_form(request)
+    if isinstance(form, web.Response):
+        return form
+    try:
+        event = parse.call_started(form, request.app[CRM].clock.now())
+    except MissingParameter as exc:
+        return _missing(exc)
+    async with request.app[STORE].session() as s:
+        plan = await _flow(request).inbound(s, event)
+    return _xml(twiml.ring(plan, request.app[SETTINGS].public_url))
+
+
+@routes.post(f"{BASE}/answered")
+async def answered(request: web.Request) -> web.Response:
+    """An agent's leg picked up (Twilio fetches this before bridging): pop their card."""
+    form = await _verified_form(request)
+    if isinstance(form, web.Response):
+        return form
+    agent = request.query.get("agent", "")
+    sid = await _parent_sid(request, form)
+    if sid is None or not agent.isdigit():
+        return _missing(MissingParameter("ParentCallSid" if sid is None else "agent"))
+    event = AgentAnswered(PROVIDER, sid, int(agent), form.get("CallSid"), request.app[CRM].clock.now())
+    async with request.app[STORE].session() as s:
+        await _flow(request).answered(s, event)
+    return _xml(twiml.empty())
+
+
+@routes.post(f"{BASE}/leg")
+async def leg(request: web.Request) -> web.Response:
+    """Progress of one agent's leg: remember its id; an answer is an answer."""
+    form = await _verified_form(request)
+    if isinstance(form, web.Response):
+        return form
+    agent = request.query.get("agent", "")
+    sid = await _parent_sid(request, form)
+    leg_sid = form.get("CallSid")
+    if sid is None or not agent.isdigit() or not leg_sid:
+        return _missing(
+            MissingParameter("CallSid" if not leg_sid else "ParentCallSid" if sid is None else "agent")
+        )
+    flow = _flow(request)
+    async with request.app[STORE].session() as s:
+        await flow.leg_seen(s, PROVIDER, sid, int(agent), leg_sid)
+        if form.get("CallStatus") == "in-progress":
+            await flow.answered(
+                s, AgentAnswered(PROVIDER, sid, int(agent), leg_sid, request.app[CRM].clock.now())
+            )
+    return _xml(twiml.empty())
+
+
+@routes.post(f"{BASE}/dial")
+async def dial(request: web.Request) -> web.Response:
+    """The ringing ended: hang up after a conversation, offer voicemail when nobody took it."""
+    form = await _verified_form(request)
+    if isinstance(form, web.Response):
+        return form
+    sid = await _parent_sid(request, form)
+    if sid is None:
+        return _missing(MissingParameter("CallSid"))
+    try:
+        event = parse.dial_ended(form, sid, request.app[CRM].clock.now())
+    except MissingParameter as exc:
+        return _missing(exc)
+    async with request.app[STORE].session() as s:
+        call = await _flow(request).dial_ended(s, event)
+    if call is None or event.outcome == "answered" or call.direction == "outbound":
+        return _xml(twiml.hang_up())
+    return _xml(twiml.voicemail(request.app[SETTINGS].public_url, call.id))
+
+
+@routes.post(f"{BASE}/voicemail")
+async def voicemail(request: web.Request) -> web.Response:
+    """The caller finished a voicemail (<Record> action)."""
+    return await _recording(request, voicemail=True)
+
+
+@routes.post(f"{BASE}/recording")
+async def recording(request: web.Request) -> web.Response:
+    """A recording is ready (recordingStatusCallback): of the call, or of a voicemail."""
+    return await _recording(request, voicemail=request.query.get("voicemail") == "1")
+
+
+async def _recording(request: web.Request, *, voicemail: bool) -> web.Response:
+    form = await _verified_form(request)
+    if isinstance(form, web.Response):
+        return form
+    sid = await _parent_sid(request, form)
+    if sid is None:
+        return _missing(MissingParameter("CallSid"))
+    event = parse.recording(form, sid, voicemail=voicemail, at=request.app[CRM].clock.now())
+    if event is not None:
+        async with request.app[STORE].session() as s:
+            await _flow(request).recording(s, event)
+    return _xml(twiml.hang_up())
+
+
+@routes.post(f"{BASE}/status")
+async def status(request: web.Request) -> web.Response:
+    """The call's status changed (the number's status callback, or ours for click-to-call)."""
+    form = await _verified_form(request)
+    if isinstance(form, web.Response):
+        return form
+    try:
+        event = parse.call_ended(form, request.app[CRM].clock.now())
+    except MissingParameter as exc:
+        return _missing(exc)
+    if event is not None:
+        call_id = _call_ref(request)
+        async with request.app[STORE].session() as s:
+            if call_id is not None:
+                await _flow(request).outbound_placed(s, call_id, event.provider_call_id)
+            await _flow(request).ended(s, event)
+    return _xml(twiml.empty())
+
+
+@routes.post(f"{BASE}/outbound")
+async def outbound(request: web.Request) -> web.Response:
+    """Click-to-call: the agent picked up; pop their card and dial the client."""
+    form = await _verified_form(request)
+    if isinstance(form, web.Response):
+        return form
+    call_id = _call_ref(request)
+    sid = form.get("CallSid")
+    if call_id is None or not sid:
+        return _missing(MissingParameter("CallSid" if not sid else "call"))
+    flow = _flow(request)
+    settings = request.app[SETTINGS]
+    async with request.app[STORE].session() as s:
+        await flow.outbound_placed(s, call_id, sid)
+        call = await flow.by_id(s, call_id)
+        leg = await flow.agent_leg(s, call_id)
+        if call is None or leg is None or call.to_number is None:
+            return _xml(twiml.unavailable("This call is no longer available."))
+        await flow.answered(
+            s, AgentAnswered(PROVIDER, call.provider_call_id, leg.agent_id, sid, request.app[CRM].clock.now())
+        )
+        to_number = call.to_number
+    return _xml(
+        twiml.connect_client(settings.public_url, call_id, to_number, settings.twilio_caller_id or "")
+    )
