@@ -14,6 +14,7 @@ from bots.callbacks import CallBackButton, OutcomeButton, TaskDoneButton
 from crm.calls import OUTCOME_LABELS, OUTCOMES
 from crm.cards import Card
 from crm.models import Call, Task
+from crm.phones import format_international, is_anonymous
 
 LIMIT = 4096
 FIELD = 200  # longest piece of user text shown on one line
@@ -144,10 +145,22 @@ def card_keyboard(
     return kb.as_markup()
 
 
+def number(raw: str | None) -> str:
+    """A number as people read it (`+1 415-555-0100`), or as it came when it is not E.164."""
+    if not raw:
+        return "a withheld number"
+    if raw.startswith("+") and not is_anonymous(raw):
+        try:
+            return format_international(raw)
+        except Exception:  # phonenumbers cannot read it: show it as it came
+            return raw
+    return "a withheld number" if is_anonymous(raw) else raw
+
+
 def call_headline(call: Call) -> str:
     if call.direction == "outbound":
-        return f"📞 <b>Call to {cut(call.to_number, 40)}</b>"
-    return f"📞 <b>Call from {cut(call.from_number, 40)}</b>"
+        return f"📞 <b>Call to {cut(number(call.to_number), 40)}</b>"
+    return f"📞 <b>Call from {cut(number(call.from_number), 40)}</b>"
 
 
 def call_card(card: Card, call: Call, *, call_back: bool = False) -> Rendered:

@@ -206,8 +206,8 @@ class CallFlow:
             leg.leg_id = leg.leg_id or ev.leg_id
         if call.agent_id is None:
             await self._taken_by(s, call, ev.agent_id)
-        if call.direction == "inbound" and can_move(call.status, "in_progress"):
-            call.status = "in_progress"
+        if call.direction == "inbound":
+            self._answered_status(call)
         await self._sync_timeline(s, call)
         return call
 
@@ -223,8 +223,7 @@ class CallFlow:
             call.answered_at = call.answered_at or ev.at
             if call.duration_s is None and ev.talk_seconds is not None:
                 call.duration_s = ev.talk_seconds
-            if can_move(call.status, "in_progress"):
-                call.status = "in_progress"
+            self._answered_status(call)
             if call.direction == "inbound" and call.agent_id is None and ev.leg_id:
                 agent_id = await self._agent_of_leg(s, call.id, ev.leg_id)
                 if agent_id is not None:
@@ -291,6 +290,13 @@ class CallFlow:
             await self._sync_timeline(s, call)
             swept.append(call.id)
         return swept
+
+    @staticmethod
+    def _answered_status(call: Call) -> None:
+        """Someone answered: the call is in progress, or completed if its end was heard already."""
+        target = "completed" if call.ended_at is not None else "in_progress"
+        if can_move(call.status, target):
+            call.status = target
 
     # -- follow-ups ------------------------------------------------------------------------
 

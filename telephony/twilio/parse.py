@@ -55,10 +55,13 @@ def call_started(form: Mapping[str, str], at: datetime) -> CallStarted:
 
 def dial_ended(form: Mapping[str, str], provider_call_id: str, at: datetime) -> DialEnded:
     status = required(form, "DialCallStatus")
+    outcome = DIAL_OUTCOME.get(status, "failed")
+    if outcome == "answered" and form.get("DialBridged", "").lower() == "false":
+        outcome = "no_answer"  # the leg picked up but was never connected to the caller
     return DialEnded(
         provider=PROVIDER,
         provider_call_id=provider_call_id,
-        outcome=DIAL_OUTCOME.get(status, "failed"),
+        outcome=outcome,
         leg_id=form.get("DialCallSid") or None,
         talk_seconds=seconds(form, "DialCallDuration"),
         recording_url=form.get("RecordingUrl") or None,

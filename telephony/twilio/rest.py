@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 
 import aiohttp
@@ -61,11 +62,12 @@ class TwilioRest:
     async def fetch_recording(self, url: str) -> Recording:
         """The recording's audio (MP3), with the account's credentials as Twilio requires."""
         media = url if url.endswith((".mp3", ".wav")) else url + ".mp3"
-        auth = aiohttp.BasicAuth(self.account_sid, self.auth_token)
+        credentials = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        headers = {"Authorization": f"Basic {credentials}"}
         try:
             async with (
                 aiohttp.ClientSession(timeout=RECORDING_TIMEOUT) as http,
-                http.get(media, auth=auth) as r,
+                http.get(media, headers=headers) as r,
             ):
                 if r.status in (404, 429) or r.status >= 500:
                     # 404: Twilio may not have finished processing the recording yet.

@@ -99,12 +99,7 @@ def connect_client(public_url: str, call_id: int, client_number: str, caller_id:
         recording_status_callback=url(public_url, "recording", call=call_id),
         recording_status_callback_event="completed",
     )
-    dial.number(
-        client_number,
-        status_callback=url(public_url, "client-leg", call=call_id),
-        status_callback_event=LEG_EVENTS,
-        status_callback_method="POST",
-    )
+    dial.number(client_number)
     response.append(dial)
     return str(response)
 

@@ -46,7 +46,7 @@ async def test_the_answering_agent_gets_the_card_and_picks_an_outcome(world: Bot
     bob = await world.bound_agent("Bob", "+14155550002", chat_id=2002)
     ada, call_id = await _answered_call(world, bob.id)
     card = await world.bot_api.next_message(2002)
-    assert "Call from +14155550100" in (card.plain_text or "")
+    assert "Call from +1 415-555-0100" in (card.plain_text or "")
     assert "Ada Lovelace" in (card.plain_text or "")
     assert "+1 415-555-0100" in (card.plain_text or "")
     labels = [b["text"] for b in card.buttons]
