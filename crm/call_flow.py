@@ -17,7 +17,7 @@ from datetime import timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm import outbox, routing, timeline
+from crm import notices, outbox, routing, timeline
 from crm.call_events import AgentAnswered, CallEnded, CallStarted, DialEnded, RecordingReady
 from crm.call_states import UNANSWERED, UNANSWERED_STATUS, can_move
 from crm.clients import Clients
@@ -172,17 +172,10 @@ class CallFlow:
         call.status = "failed"
         call.ended_at = self.clock.now()
         await self._sync_timeline(s, call)
+        callee = await self._caller_name(s, call)
         for leg in await self._legs(s, call.id):
-            await outbox.enqueue(
-                s,
-                "telegram",
-                "text",
-                {
-                    "agent_id": leg.agent_id,
-                    "text": f"Could not place your call to {await self._caller_name(s, call)}: {reason}",
-                },
-                queue=f"agent:{leg.agent_id}",
-                clock=self.clock,
+            await notices.tell(
+                s, leg.agent_id, f"Could not place your call to {callee}: {reason}", clock=self.clock
             )
 
     async def by_id(self, s: AsyncSession, call_id: int) -> Call | None:
@@ -306,31 +299,14 @@ class CallFlow:
         call.answered_at = call.answered_at or self.clock.now()
         if call.client_id is not None:
             await self.clients.set_owner_if_none(s, call.client_id, agent_id)
-            await outbox.enqueue(
-                s,
-                "telegram",
-                "card",
-                {"agent_id": agent_id, "client_id": call.client_id, "call_id": call.id},
-                queue=f"agent:{agent_id}",
-                clock=self.clock,
-            )
+            await notices.show_card(s, agent_id, call.client_id, call_id=call.id, clock=self.clock)
         agent = await s.get(Agent, agent_id)
         who = agent.name if agent else "Someone"
         caller = await self._caller_name(s, call)
         for leg in await self._legs(s, call.id):
             if leg.agent_id != agent_id:
-                await outbox.enqueue(
-                    s,
-                    "telegram",
-                    "text",
-                    {
-                        "agent_id": leg.agent_id,
-                        "text": f"{who} took the call from {caller}.",
-                        "client_id": call.client_id,
-                    },
-                    queue=f"agent:{leg.agent_id}",
-                    clock=self.clock,
-                )
+                text = f"{who} took the call from {caller}."
+                await notices.tell(s, leg.agent_id, text, client_id=call.client_id, clock=self.clock)
 
     async def _unanswered(self, s: AsyncSession, call: Call, status: str) -> None:
         """Nobody took an inbound call: a callback task for the follow-up agent, and a notice."""
@@ -348,17 +324,8 @@ class CallFlow:
             status
         ]
         if call.client_id is None:
-            await outbox.enqueue(
-                s,
-                "telegram",
-                "text",
-                {
-                    "agent_id": agent.id,
-                    "text": f"{what} from {caller}: the number was withheld, no callback possible.",
-                },
-                queue=f"agent:{agent.id}",
-                clock=self.clock,
-            )
+            text = f"{what} from {caller}: the number was withheld, no callback possible."
+            await notices.tell(s, agent.id, text, clock=self.clock)
             return
         existing = await s.execute(select(Task.id).where(Task.call_id == call.id))
         if existing.scalar_one_or_none() is None:
@@ -375,36 +342,21 @@ class CallFlow:
                 )
             )
             await s.flush()
-        await outbox.enqueue(
-            s,
-            "telegram",
-            "card",
-            {
-                "agent_id": agent.id,
-                "client_id": call.client_id,
-                "headline": f"📵 {what} from {caller} — a callback task is on your list",
-            },
-            queue=f"agent:{agent.id}",
-            clock=self.clock,
-        )
+        headline = f"📵 {what} from {caller} — a callback task is on your list"
+        await notices.show_card(s, agent.id, call.client_id, headline=headline, clock=self.clock)
 
     async def _voicemail_notice(self, s: AsyncSession, call: Call, ev: RecordingReady) -> None:
         agent = await routing.follow_up_agent(s, call.client_id)
         if agent is None:
             return
-        await outbox.enqueue(
+        await notices.voicemail(
             s,
-            "telegram",
-            "voicemail",
-            {
-                "agent_id": agent.id,
-                "call_id": call.id,
-                "client_id": call.client_id,
-                "url": ev.url,
-                "duration_s": ev.duration_s,
-                "caller": await self._caller_name(s, call),
-            },
-            queue=f"agent:{agent.id}",
+            agent.id,
+            call_id=call.id,
+            client_id=call.client_id,
+            url=ev.url,
+            duration_s=ev.duration_s,
+            caller=await self._caller_name(s, call),
             clock=self.clock,
         )
 

@@ -20,7 +20,7 @@ from crm.errors import Conflict, InvalidInput, InvalidPhone, NotFound
 from crm.models import Agent, Client, ClientEmail, ClientIdentity, ClientPhone
 from crm.paging import Page, paginate
 from crm.phones import Phone, parse_phone, try_normalize
-from crm.text import clean_name, fold, normalize_email
+from crm.text import clean_name, fold, normalize_email, shorten_name
 
 KINDS = ("person", "company")
 
@@ -150,7 +150,7 @@ class Clients:
         found = await self._id_by_e164(s, phone.e164)
         if found is not None:
             return Match(found, created=False)
-        display = name.strip() if name and name.strip() else phone.display
+        display = shorten_name(name) if name and name.strip() else phone.display
         return await self._claim(
             s,
             lambda: self._insert(s, display, phones=[phone]),
@@ -165,7 +165,7 @@ class Clients:
         found = await self.id_by_email(s, address)
         if found is not None:
             return Match(found, created=False)
-        display = name.strip() if name and name.strip() else raw.strip()
+        display = shorten_name(name) if name and name.strip() else shorten_name(raw)
         return await self._claim(
             s,
             lambda: self._insert(s, display, emails=[(address, raw.strip())]),
@@ -181,7 +181,7 @@ class Clients:
             return Match(found, created=False)
 
         async def make() -> int:
-            client_id = await self._insert(s, clean_name(name))
+            client_id = await self._insert(s, shorten_name(name) or display or external_id)
             await s.execute(
                 insert(ClientIdentity).values(
                     client_id=client_id, channel=channel, external_id=external_id, display=display

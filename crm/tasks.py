@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm import outbox
+from crm import notices
 from crm.clock import Clock
 from crm.errors import NotFound
 from crm.models import Task
@@ -71,14 +71,8 @@ async def remind_due(s: AsyncSession, *, clock: Clock, limit: int = 100) -> list
     due = list(rows.scalars())
     for task in due:
         task.reminded_for = task.due_at
-        await outbox.enqueue(
-            s,
-            "telegram",
-            "reminder",
-            {"agent_id": task.agent_id, "task_id": task.id, "client_id": task.client_id},
-            queue=f"agent:{task.agent_id}",
-            clock=clock,
-        )
+        if task.agent_id is not None:  # the query asked for assigned tasks only
+            await notices.remind(s, task.agent_id, task.id, task.client_id, clock=clock)
     await s.flush()
     return [t.id for t in due]
 

@@ -14,10 +14,14 @@ MAX_EMAIL = 320
 
 
 def fold(text: str) -> str:
-    """Case- and accent-insensitive form for search: `Müller` and `MULLER` both fold to `muller`."""
+    """Case- and accent-insensitive form for search: `Müller` and `MULLER` both fold to `muller`.
+
+    Cut to MAX_NAME: decomposition can lengthen a text ("…" folds to "..."), and folded names
+    are stored in a column of that size.
+    """
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(stripped.casefold().split())
+    return " ".join(stripped.casefold().split())[:MAX_NAME]
 
 
 def clean_name(name: str | None, field: str = "name") -> str:
@@ -28,6 +32,13 @@ def clean_name(name: str | None, field: str = "name") -> str:
     if len(text) > MAX_NAME:
         raise InvalidInput({field: f"longer than {MAX_NAME} characters"})
     return text
+
+
+def shorten_name(name: str) -> str:
+    """A name that came with a message or a call (not typed into a form field we can refuse):
+    tidied and cut to fit, never refused."""
+    text = " ".join(name.split())
+    return text if len(text) <= MAX_NAME else text[: MAX_NAME - 1] + "…"
 
 
 def normalize_email(raw: str) -> str:

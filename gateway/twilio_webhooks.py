@@ -7,7 +7,7 @@ after 15 s and plays an error to the caller. Every answer is TwiML, even to stat
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 from multidict import MultiDictProxy
@@ -83,50 +83,60 @@ def _missing(exc: MissingParameter) -> web.Response:
     return error_response(400, "missing_parameter", f"{exc.name} is required")
 
 
-@routes.post(f"{BASE}/voice")
-async def voice(request: web.Request) -> web.Response:
+Form = Mapping[str, str]
+TwilioHandler = Callable[[web.Request, Form], Awaitable[web.Response]]
+
+
+def twilio_webhook(path: str) -> Callable[[TwilioHandler], TwilioHandler]:
+    """Route `POST {BASE}/{path}` to a handler that only ever sees verified Twilio parameters;
+    a parameter Twilio always sends but this request lacks is a 400 naming it."""
+
+    def register(handler: TwilioHandler) -> TwilioHandler:
+        async def endpoint(request: web.Request) -> web.Response:
+            form = await _verified_form(request)
+            if isinstance(form, web.Response):
+                return form
+            try:
+                return await handler(request, form)
+            except MissingParameter as exc:
+                return _missing(exc)
+
+        routes.post(f"{BASE}/{path}")(endpoint)
+        return handler
+
+    return register
+
+
+@twilio_webhook("voice")
+async def voice(request: web.Request, form: Form) -> web.Response:
     """A call comes in: find or create the caller, log the call, ring the right agents."""
-    form = await _verified_form(request)
-    if isinstance(form, web.Response):
-        return form
-    try:
-        event = parse.call_started(form, request.app[CRM].clock.now())
-    except MissingParameter as exc:
-        return _missing(exc)
+    event = parse.call_started(form, request.app[CRM].clock.now())
     async with request.app[STORE].session() as s:
         plan = await _flow(request).inbound(s, event)
     return _xml(twiml.ring(plan, request.app[SETTINGS].public_url))
 
 
-@routes.post(f"{BASE}/answered")
-async def answered(request: web.Request) -> web.Response:
+@twilio_webhook("answered")
+async def answered(request: web.Request, form: Form) -> web.Response:
     """An agent's leg picked up (Twilio fetches this before bridging): pop their card."""
-    form = await _verified_form(request)
-    if isinstance(form, web.Response):
-        return form
     agent = request.query.get("agent", "")
     sid = await _parent_sid(request, form)
     if sid is None or not agent.isdigit():
-        return _missing(MissingParameter("ParentCallSid" if sid is None else "agent"))
+        raise MissingParameter("ParentCallSid" if sid is None else "agent")
     event = AgentAnswered(PROVIDER, sid, int(agent), form.get("CallSid"), request.app[CRM].clock.now())
     async with request.app[STORE].session() as s:
         await _flow(request).answered(s, event)
     return _xml(twiml.empty())
 
 
-@routes.post(f"{BASE}/leg")
-async def leg(request: web.Request) -> web.Response:
+@twilio_webhook("leg")
+async def leg(request: web.Request, form: Form) -> web.Response:
     """Progress of one agent's leg: remember its id; an answer is an answer."""
-    form = await _verified_form(request)
-    if isinstance(form, web.Response):
-        return form
     agent = request.query.get("agent", "")
     sid = await _parent_sid(request, form)
     leg_sid = form.get("CallSid")
     if sid is None or not agent.isdigit() or not leg_sid:
-        return _missing(
-            MissingParameter("CallSid" if not leg_sid else "ParentCallSid" if sid is None else "agent")
-        )
+        raise MissingParameter("CallSid" if not leg_sid else "ParentCallSid" if sid is None else "agent")
     flow = _flow(request)
     async with request.app[STORE].session() as s:
         await flow.leg_seen(s, PROVIDER, sid, int(agent), leg_sid)
@@ -137,19 +147,13 @@ async def leg(request: web.Request) -> web.Response:
     return _xml(twiml.empty())
 
 
-@routes.post(f"{BASE}/dial")
-async def dial(request: web.Request) -> web.Response:
+@twilio_webhook("dial")
+async def dial(request: web.Request, form: Form) -> web.Response:
     """The ringing ended: hang up after a conversation, offer voicemail when nobody took it."""
-    form = await _verified_form(request)
-    if isinstance(form, web.Response):
-        return form
     sid = await _parent_sid(request, form)
     if sid is None:
-        return _missing(MissingParameter("CallSid"))
-    try:
-        event = parse.dial_ended(form, sid, request.app[CRM].clock.now())
-    except MissingParameter as exc:
-        return _missing(exc)
+        raise MissingParameter("CallSid")
+    event = parse.dial_ended(form, sid, request.app[CRM].clock.now())
     async with request.app[STORE].session() as s:
         call = await _flow(request).dial_ended(s, event)
     if call is None or event.outcome == "answered" or call.direction == "outbound":
@@ -157,25 +161,22 @@ async def dial(request: web.Request) -> web.Response:
     return _xml(twiml.voicemail(request.app[SETTINGS].public_url, call.id))
 
 
-@routes.post(f"{BASE}/voicemail")
-async def voicemail(request: web.Request) -> web.Response:
+@twilio_webhook("voicemail")
+async def voicemail(request: web.Request, form: Form) -> web.Response:
     """The caller finished a voicemail (<Record> action)."""
-    return await _recording(request, voicemail=True)
+    return await _recording(request, form, voicemail=True)
 
 
-@routes.post(f"{BASE}/recording")
-async def recording(request: web.Request) -> web.Response:
+@twilio_webhook("recording")
+async def recording(request: web.Request, form: Form) -> web.Response:
     """A recording is ready (recordingStatusCallback): of the call, or of a voicemail."""
-    return await _recording(request, voicemail=request.query.get("voicemail") == "1")
+    return await _recording(request, form, voicemail=request.query.get("voicemail") == "1")
 
 
-async def _recording(request: web.Request, *, voicemail: bool) -> web.Response:
-    form = await _verified_form(request)
-    if isinstance(form, web.Response):
-        return form
+async def _recording(request: web.Request, form: Form, *, voicemail: bool) -> web.Response:
     sid = await _parent_sid(request, form)
     if sid is None:
-        return _missing(MissingParameter("CallSid"))
+        raise MissingParameter("CallSid")
     event = parse.recording(form, sid, voicemail=voicemail, at=request.app[CRM].clock.now())
     if event is not None:
         async with request.app[STORE].session() as s:
@@ -183,16 +184,10 @@ async def _recording(request: web.Request, *, voicemail: bool) -> web.Response:
     return _xml(twiml.hang_up())
 
 
-@routes.post(f"{BASE}/status")
-async def status(request: web.Request) -> web.Response:
+@twilio_webhook("status")
+async def status(request: web.Request, form: Form) -> web.Response:
     """The call's status changed (the number's status callback, or ours for click-to-call)."""
-    form = await _verified_form(request)
-    if isinstance(form, web.Response):
-        return form
-    try:
-        event = parse.call_ended(form, request.app[CRM].clock.now())
-    except MissingParameter as exc:
-        return _missing(exc)
+    event = parse.call_ended(form, request.app[CRM].clock.now())
     if event is not None:
         call_id = _call_ref(request)
         async with request.app[STORE].session() as s:
@@ -202,16 +197,13 @@ async def status(request: web.Request) -> web.Response:
     return _xml(twiml.empty())
 
 
-@routes.post(f"{BASE}/outbound")
-async def outbound(request: web.Request) -> web.Response:
+@twilio_webhook("outbound")
+async def outbound(request: web.Request, form: Form) -> web.Response:
     """Click-to-call: the agent picked up; pop their card and dial the client."""
-    form = await _verified_form(request)
-    if isinstance(form, web.Response):
-        return form
     call_id = _call_ref(request)
     sid = form.get("CallSid")
     if call_id is None or not sid:
-        return _missing(MissingParameter("CallSid" if not sid else "call"))
+        raise MissingParameter("CallSid" if not sid else "call")
     flow = _flow(request)
     settings = request.app[SETTINGS]
     async with request.app[STORE].session() as s:

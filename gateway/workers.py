@@ -14,11 +14,11 @@ from crm.store import Store
 
 log = logging.getLogger("gateway.workers")
 
-MAX_SLEEP = 5.0  # other processes add and move tasks too: look again at least this often
 
+class Periodic:
+    """Runs `run_once()` now and again: when woken, or after `sleep_for()` seconds."""
 
-class Reminders:
-    """Wakes when tasks come due and enqueues one reminder per due time (see `crm.tasks.remind_due`)."""
+    name = "worker"
 
     def __init__(self, store: Store, crm: Crm) -> None:
         self.store = store
@@ -26,11 +26,17 @@ class Reminders:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
+    async def run_once(self) -> list[int]:
+        raise NotImplementedError
+
+    async def sleep_for(self) -> float:
+        return 5.0
+
     def wake(self) -> None:
         self._wakeup.set()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="reminders")
+        self._task = asyncio.create_task(self._run(), name=self.name)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -38,67 +44,56 @@ class Reminders:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def run_once(self) -> list[int]:
-        async with self.store.session() as s:
-            return await tasks.remind_due(s, clock=self.crm.clock)
-
     async def _run(self) -> None:
         while True:
             self._wakeup.clear()
             try:
-                while len(await self.run_once()) > 0:
-                    pass
-                async with self.store.reading() as s:
-                    upcoming = await tasks.next_due_at(s)
+                await self.run_once()
+                pause = await self.sleep_for()
             except Exception:
-                log.exception("reminders: could not check due tasks; trying again shortly")
-                upcoming = None
+                log.exception("%s failed; trying again shortly", self.name)
+                pause = 5.0
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self._sleep_for(upcoming))
+                await asyncio.wait_for(self._wakeup.wait(), pause)
 
-    def _sleep_for(self, upcoming: datetime | None) -> float:
+
+class Reminders(Periodic):
+    """Wakes when tasks come due and enqueues one reminder per due time (`crm.tasks.remind_due`)."""
+
+    name = "reminders"
+    MAX_SLEEP = 5.0  # other processes add and move tasks too: look again at least this often
+
+    async def run_once(self) -> list[int]:
+        reminded: list[int] = []
+        while True:
+            async with self.store.session() as s:
+                batch = await tasks.remind_due(s, clock=self.crm.clock)
+            reminded += batch
+            if not batch:
+                return reminded
+
+    async def sleep_for(self) -> float:
+        async with self.store.reading() as s:
+            upcoming: datetime | None = await tasks.next_due_at(s)
         if upcoming is None:
-            return MAX_SLEEP
+            return self.MAX_SLEEP
         seconds = (upcoming - self.crm.clock.now()).total_seconds()
-        return min(max(seconds, 0.05), MAX_SLEEP)
+        return min(max(seconds, 0.05), self.MAX_SLEEP)
 
 
-class CallSweeper:
+class CallSweeper(Periodic):
     """Marks calls missed that stayed `ringing` past CRM_MISSED_CALL_TIMEOUT (their callbacks
     were lost), so that none rings forever and each gets its callback task."""
 
-    def __init__(self, store: Store, crm: Crm, *, timeout_s: int, every_s: float = 5.0) -> None:
-        self.store = store
-        self.crm = crm
+    name = "call-sweeper"
+
+    def __init__(self, store: Store, crm: Crm, *, timeout_s: int) -> None:
+        super().__init__(store, crm)
         self.timeout = timedelta(seconds=timeout_s)
-        self.every = every_s
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def wake(self) -> None:
-        self._wakeup.set()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="call-sweeper")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def run_once(self) -> list[int]:
         async with self.store.session() as s:
-            return await self.crm.calls.sweep(s, ringing_timeout=self.timeout)
-
-    async def _run(self) -> None:
-        while True:
-            self._wakeup.clear()
-            try:
-                swept = await self.run_once()
-                if swept:
-                    log.info("calls %s never reported an answer: marked missed", swept)
-            except Exception:
-                log.exception("call sweep failed; trying again shortly")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self.every)
+            swept = await self.crm.calls.sweep(s, ringing_timeout=self.timeout)
+        if swept:
+            log.info("calls %s never reported an answer: marked missed", swept)
+        return swept

@@ -1,0 +1,75 @@
+"""What the domain tells agents. Each notice is an outbox message for the agent's own queue (so an
+agent's notices keep their order); the messaging adapter renders it from the store when it sends.
+
+Kinds: `text` (a sentence), `card` (a client card; with `call_id`, a call's card with outcome
+buttons; with `headline`, a line above it), `reminder` (a task came due), `voicemail` (audio).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm import outbox
+from crm.clock import Clock
+
+CHANNEL = "telegram"
+
+
+def queue_of(agent_id: int) -> str:
+    return f"agent:{agent_id}"
+
+
+async def _notify(s: AsyncSession, kind: str, agent_id: int, payload: dict[str, Any], clock: Clock) -> int:
+    return await outbox.enqueue(
+        s, CHANNEL, kind, {"agent_id": agent_id, **payload}, queue=queue_of(agent_id), clock=clock
+    )
+
+
+async def tell(
+    s: AsyncSession, agent_id: int, text: str, *, clock: Clock, client_id: int | None = None
+) -> int:
+    return await _notify(s, "text", agent_id, {"text": text, "client_id": client_id}, clock)
+
+
+async def show_card(
+    s: AsyncSession,
+    agent_id: int,
+    client_id: int,
+    *,
+    clock: Clock,
+    call_id: int | None = None,
+    headline: str | None = None,
+) -> int:
+    payload: dict[str, Any] = {"client_id": client_id}
+    if call_id is not None:
+        payload["call_id"] = call_id
+    if headline is not None:
+        payload["headline"] = headline
+    return await _notify(s, "card", agent_id, payload, clock)
+
+
+async def remind(s: AsyncSession, agent_id: int, task_id: int, client_id: int, *, clock: Clock) -> int:
+    return await _notify(s, "reminder", agent_id, {"task_id": task_id, "client_id": client_id}, clock)
+
+
+async def voicemail(
+    s: AsyncSession,
+    agent_id: int,
+    *,
+    call_id: int,
+    client_id: int | None,
+    url: str,
+    duration_s: int | None,
+    caller: str,
+    clock: Clock,
+) -> int:
+    payload = {
+        "call_id": call_id,
+        "client_id": client_id,
+        "url": url,
+        "duration_s": duration_s,
+        "caller": caller,
+    }
+    return await _notify(s, "voicemail", agent_id, payload, clock)
