@@ -5,11 +5,12 @@ from __future__ import annotations
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import BotCommand, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bots.callbacks import CallBackButton, OutcomeButton, TaskDoneButton
+from bots.callbacks import CallBackButton, HandoverButton, OutcomeButton, TaskDoneButton
 from bots.context import ClickToCall, IsAgent, UnitOfWork
 from bots.render import call_card, card_keyboard, card_text, cut, task_done_keyboard, task_line
-from crm import calls, sent_messages, tasks
+from crm import calls, handover, sent_messages, tasks
 from crm.agents import BindingRefused
 from crm.cards import build_card, build_cards
 from crm.errors import CrmError, InvalidInput
@@ -24,6 +25,7 @@ CHANNEL = "telegram"
 COMMANDS = [
     BotCommand(command="find", description="find a client by name, phone or e-mail"),
     BotCommand(command="tasks", description="your open tasks"),
+    BotCommand(command="clients", description="the clients you own"),
     BotCommand(command="duty", description="on or off duty: /duty on, /duty off"),
     BotCommand(command="help", description="what this bot does"),
 ]
@@ -33,9 +35,15 @@ HELP = (
     "outcome button when you hang up. <b>Reply</b> to a card to save a note on that client.\n\n"
     "/find <i>name, phone or e-mail</i> — look a client up\n"
     "/tasks — your open tasks, with a Done button\n"
+    "/clients — the clients you own\n"
     "/duty on · /duty off — whether calls and leads come to you\n"
     "/help — this text"
 )
+ADMIN_HELP = (
+    "\n\n<b>Admins</b>\n/agents — the team and who is on duty\n"
+    "/handover <i>FROM_ID TO_ID</i> — an agent leaves: their clients and open work go to another"
+)
+CLIENTS_LIMIT = 30
 STRANGER = (
     "This bot is for our team. If you work with us, ask your admin for an invite code and "
     "send <code>/start YOUR-CODE</code>."
@@ -61,8 +69,8 @@ async def on_start(
     await message.answer(f"Welcome, {cut(bound.name)}! This chat is yours now; you are {duty}.\n\n{HELP}")
 
 
-async def on_help(message: Message) -> None:
-    await message.answer(HELP)
+async def on_help(message: Message, agent: Agent) -> None:
+    await message.answer(HELP + (ADMIN_HELP if agent.role == "admin" else ""))
 
 
 async def on_duty(message: Message, command: CommandObject, agent: Agent, uow: UnitOfWork, crm: Crm) -> None:
@@ -200,6 +208,100 @@ async def on_call_back(
     await query.answer("Calling you now: pick up, and we connect the client.")
 
 
+async def on_clients(message: Message, agent: Agent, uow: UnitOfWork, crm: Crm) -> None:
+    """The clients this agent owns (say, after a colleague's hand-over)."""
+    async with uow.read() as s:
+        owned = await crm.clients.owned_by(s, agent.id, limit=CLIENTS_LIMIT + 1)
+    if not owned:
+        await message.answer("You own no clients yet.")
+        return
+    lines = [
+        f"<b>Your clients</b> ({len(owned) if len(owned) <= CLIENTS_LIMIT else f'first {CLIENTS_LIMIT}'})"
+    ]
+    lines += [f"• {cut(name, 80)}" for _, name in owned[:CLIENTS_LIMIT]]
+    lines.append("\nSend /find with a name for a client's card.")
+    await message.answer("\n".join(lines))
+
+
+async def on_agents(message: Message, agent: Agent, uow: UnitOfWork, crm: Crm) -> None:
+    """The team for admins: who is on duty, who has bound the bot."""
+    if agent.role != "admin":
+        await message.answer("Only admins can see the team list.")
+        return
+    async with uow.read() as s:
+        team = await crm.agents.active(s)
+    lines = ["<b>The team</b>"]
+    for a in team:
+        duty = "🟢 on duty" if a.on_duty else "⚪️ off duty"
+        bound = "" if a.telegram_chat_id else " · not in the bot yet"
+        lines.append(f"{a.id}. {cut(a.name, 60)} ({a.role}) — {duty}{bound}")
+    await message.answer("\n".join(lines))
+
+
+async def on_handover(message: Message, command: CommandObject, agent: Agent, uow: UnitOfWork) -> None:
+    """`/handover FROM TO`: shows what would move, with a confirm button."""
+    if agent.role != "admin":
+        await message.answer("Only admins can hand an agent's work over.")
+        return
+    ids = (command.args or "").split()
+    if len(ids) != 2 or not all(i.isdigit() for i in ids):
+        await message.answer("Send <code>/handover FROM_ID TO_ID</code>; /agents shows the ids.")
+        return
+    leaving_id, taking_id = int(ids[0]), int(ids[1])
+    try:
+        async with uow.read() as s:
+            leaving, taking = await handover.check_handover(s, leaving_id, taking_id)
+            owns = await handover.holdings(s, leaving_id)
+    except InvalidInput as exc:
+        await message.answer("Cannot do that: " + cut("; ".join(exc.fields.values()), 300))
+        return
+    except CrmError as exc:
+        await message.answer("Cannot do that: " + cut(exc.detail, 300))
+        return
+    kb = InlineKeyboardBuilder()
+    kb.button(
+        text="✅ Hand over",
+        callback_data=HandoverButton(agent_id=leaving_id, to_agent_id=taking_id, confirm=True),
+    )
+    kb.button(
+        text="Cancel", callback_data=HandoverButton(agent_id=leaving_id, to_agent_id=taking_id, confirm=False)
+    )
+    await message.answer(
+        f"Remove <b>{cut(leaving.name, 60)}</b> and give {cut(taking.name, 60)} their "
+        f"{owns.clients} clients, {owns.deals} open deals and {owns.tasks} open tasks?",
+        reply_markup=kb.as_markup(),
+    )
+
+
+async def on_handover_button(
+    query: CallbackQuery, callback_data: HandoverButton, agent: Agent, uow: UnitOfWork, crm: Crm
+) -> None:
+    if agent.role != "admin":
+        await query.answer("Only admins can hand an agent's work over.", show_alert=True)
+        return
+    if not callback_data.confirm:
+        await query.answer("Cancelled")
+        if isinstance(query.message, Message):
+            await query.message.edit_text("Hand-over cancelled.")
+        return
+    try:
+        async with uow.write() as s:
+            moved = await handover.hand_over(
+                s, callback_data.agent_id, callback_data.to_agent_id, clock=crm.clock
+            )
+    except InvalidInput as exc:
+        await query.answer("; ".join(exc.fields.values()), show_alert=True)
+        return
+    except CrmError as exc:
+        await query.answer(exc.detail, show_alert=True)
+        return
+    await query.answer("Done")
+    if isinstance(query.message, Message):
+        await query.message.edit_text(
+            f"Done: {moved.clients} clients, {moved.deals} open deals and {moved.tasks} open tasks moved."
+        )
+
+
 def _markup(rows: list[list[InlineKeyboardButton]]) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
 
@@ -249,6 +351,10 @@ def build_router() -> Router:
     agents.message.register(on_duty, Command("duty"))
     agents.message.register(on_find, Command("find"))
     agents.message.register(on_tasks, Command("tasks"))
+    agents.message.register(on_clients, Command("clients"))
+    agents.message.register(on_agents, Command("agents"))
+    agents.message.register(on_handover, Command("handover"))
+    agents.callback_query.register(on_handover_button, HandoverButton.filter())
     agents.callback_query.register(on_outcome, OutcomeButton.filter())
     agents.callback_query.register(on_task_done, TaskDoneButton.filter())
     agents.callback_query.register(on_call_back, CallBackButton.filter())

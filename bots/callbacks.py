@@ -16,3 +16,9 @@ class TaskDoneButton(CallbackData, prefix="td"):
 
 class CallBackButton(CallbackData, prefix="cb"):
     client_id: int
+
+
+class HandoverButton(CallbackData, prefix="ho"):
+    agent_id: int
+    to_agent_id: int
+    confirm: bool

@@ -127,6 +127,12 @@ async def text(s: AsyncSession, _crm: Crm, d: Delivery, _call_back: bool) -> Out
     return Outgoing(chat_id, escape(str(d.payload["text"]), quote=False), None, remember)
 
 
+@renders("farewell")
+async def farewell(_s: AsyncSession, _crm: Crm, d: Delivery, _call_back: bool) -> Outgoing:
+    """To the chat of an agent who has left (so not through `agent_chat`)."""
+    return Outgoing(int(d.payload["chat_id"]), escape(str(d.payload["text"]), quote=False))
+
+
 @renders("voicemail")
 async def voicemail(s: AsyncSession, _crm: Crm, d: Delivery, call_back: bool) -> Outgoing:
     """The voicemail a caller left, as audio, for whoever follows the missed call up."""

@@ -77,6 +77,16 @@ class Clients:
         rows = await s.execute(select(Client.id, Client.name).where(Client.id.in_(ids)))
         return {row.id: row.name for row in rows}
 
+    async def owned_by(self, s: AsyncSession, agent_id: int, *, limit: int = 50) -> list[tuple[int, str]]:
+        """(id, name) of the clients an agent owns, by name."""
+        rows = await s.execute(
+            select(Client.id, Client.name)
+            .where(Client.owner_id == agent_id)
+            .order_by(Client.name_folded)
+            .limit(limit)
+        )
+        return [(row.id, row.name) for row in rows]
+
     async def id_by_phone(self, s: AsyncSession, raw: str) -> int | None:
         """The client whose number `raw` is, in any spelling; None when unknown or unreadable."""
         e164 = try_normalize(raw, self.region)

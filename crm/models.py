@@ -166,7 +166,6 @@ class Call(Base):
     recording_url: Mapped[str | None] = mapped_column(String(500))
     outcome: Mapped[str | None] = mapped_column(String(32))
     notes: Mapped[str | None] = mapped_column(Text)
-    last_event_seq: Mapped[int] = mapped_column(Integer, default=-1)
     dial_outcome: Mapped[str | None] = mapped_column(String(16))
     has_voicemail: Mapped[bool] = mapped_column(Boolean, default=False)
 
@@ -321,6 +320,18 @@ class ChannelMessage(Base):
     call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
     task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class RoutingTurn(Base):
+    """Who had the last turn in a pool of agents that take leads in turn ("rule:2", "on-duty",
+    "admins"). Kept in the store so that turns stay fair across restarts and processes."""
+
+    __tablename__ = "routing_turns"
+
+    pool: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    turns: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 DEFAULT_STAGES = (

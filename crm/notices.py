@@ -2,7 +2,8 @@
 agent's notices keep their order); the messaging adapter renders it from the store when it sends.
 
 Kinds: `text` (a sentence), `card` (a client card; with `call_id`, a call's card with outcome
-buttons; with `headline`, a line above it), `reminder` (a task came due), `voicemail` (audio).
+buttons; with `headline`, a line above it), `reminder` (a task came due), `voicemail` (audio),
+`farewell` (the last word to the chat of an agent who has left, addressed by the chat itself).
 """
 
 from __future__ import annotations
@@ -73,3 +74,8 @@ async def voicemail(
         "caller": caller,
     }
     return await _notify(s, "voicemail", agent_id, payload, clock)
+
+
+async def farewell(s: AsyncSession, agent_id: int, chat_id: int, text: str, *, clock: Clock) -> int:
+    """The last message to a leaving agent's chat, which is unbound in the same transaction."""
+    return await _notify(s, "farewell", agent_id, {"chat_id": chat_id, "text": text}, clock)

@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm import notices
 from crm.clock import Clock
-from crm.errors import NotFound
-from crm.models import Task
+from crm.errors import Conflict, InvalidInput, NotFound
+from crm.models import Agent, Client, Task
 from crm.paging import Page, paginate
 
 
@@ -87,3 +87,52 @@ async def next_due_at(s: AsyncSession) -> datetime | None:
         )
     )
     return row.scalar_one_or_none()
+
+
+async def create_task(
+    s: AsyncSession,
+    *,
+    client_id: int,
+    title: str,
+    due_at: datetime,
+    agent_id: int | None,
+    clock: Clock,
+) -> Task:
+    """A task for `agent_id`, or for the client's owner when none is named. A due time in the
+    past is reminded at once."""
+    client = await s.get(Client, client_id)
+    if client is None:
+        raise InvalidInput({"client_id": f"no client with id {client_id}"})
+    assignee = agent_id if agent_id is not None else client.owner_id
+    if assignee is None:
+        raise InvalidInput({"agent_id": f"client {client_id} has no owner: say which agent the task is for"})
+    agent = await s.get(Agent, assignee)
+    if agent is None or agent.removed_at is not None:
+        field = "agent_id" if agent_id is not None else "client_id"
+        raise InvalidInput({field: f"agent {assignee} {'does not exist' if agent is None else 'has left'}"})
+    text = title.strip()
+    if not text:
+        raise InvalidInput({"title": "must not be empty"})
+    task = Task(
+        client_id=client_id, agent_id=assignee, title=text[:300], due_at=due_at, created_at=clock.now()
+    )
+    s.add(task)
+    await s.flush()
+    return task
+
+
+async def update_task(
+    s: AsyncSession, task_id: int, *, done: bool | None, due_at: datetime | None, clock: Clock
+) -> Task:
+    """Mark a task done (or open again), or move it: a task moved later is reminded again then."""
+    task = await get_task(s, task_id)
+    if due_at is not None:
+        agent = await s.get(Agent, task.agent_id) if task.agent_id is not None else None
+        if agent is not None and agent.removed_at is not None:
+            raise Conflict(f"task {task_id} belongs to {agent.name}, who has left; it cannot be moved")
+        task.due_at = due_at
+    if done is not None and done != task.done:
+        task.done = done
+        task.done_at = clock.now() if done else None
+    await s.flush()
+    return task

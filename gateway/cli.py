@@ -87,6 +87,16 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--role", choices=("agent", "admin"), default="agent")
     add.add_argument("--sip", help="a SIP URI to ring instead of the phone (sip:alice@pbx.example.com)")
     add.add_argument("--client", help="a Twilio Client identity to ring instead of the phone")
+    remove = command(
+        agent,
+        "remove",
+        "an agent leaves: their clients, open deals and open tasks go to another",
+        _agent_remove,
+    )
+    remove.add_argument("id", type=int)
+    remove.add_argument(
+        "--reassign-to", type=int, required=True, metavar="ID", help="the agent who takes over"
+    )
     command(agent, "list", "list the agents", _agent_list)
 
     token = sub.add_parser("token", help="REST API tokens").add_subparsers(metavar="ACTION")
@@ -160,6 +170,25 @@ def _agent_add(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, 
     text = (
         f"agent {agent.id} added: {agent.name} ({agent.phone}, {agent.role})\n"
         f"to bind their Telegram chat, they send the bot: /start {agent.invite_code}"
+    )
+    return data, text
+
+
+def _agent_remove(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    from crm.handover import hand_over
+
+    async def work(store: Any, crm: Any) -> Any:
+        async with store.session() as s:
+            return await hand_over(s, args.id, args.reassign_to, clock=crm.clock)
+
+    moved = _with_store(settings, work)
+    data = {
+        "id": args.id,
+        "reassigned": {"clients": moved.clients, "deals": moved.deals, "tasks": moved.tasks},
+    }
+    text = (
+        f"agent {args.id} removed; {moved.clients} clients, {moved.deals} open deals and "
+        f"{moved.tasks} open tasks went to agent {args.reassign_to}"
     )
     return data, text
 

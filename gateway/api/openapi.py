@@ -24,6 +24,9 @@ _MODELS: tuple[type[BaseModel], ...] = (
     schemas.CallOut,
     schemas.CallsPage,
     schemas.LeadsPage,
+    schemas.TaskIn,
+    schemas.TaskOut,
+    schemas.TaskPatch,
     schemas.TasksPage,
     schemas.AgentsOut,
     schemas.ErrorOut,
@@ -179,6 +182,20 @@ def document() -> dict[str, Any]:
                     _param("open", "query", {"type": "boolean"}, "true: open only; false: done only"),
                     *_PAGE,
                 ],
+            ),
+            "post": _op(
+                "A task for an agent (no agent_id: the client's owner); due_at with its UTC offset",
+                {"201": _json(schemas.TaskOut, "the task")},
+                body=schemas.TaskIn,
+            ),
+        },
+        "/tasks/{id}": {
+            "patch": _op(
+                'Close a task ({"done": true}) or move it ({"due_at": …}: reminded again then)',
+                {"200": _json(schemas.TaskOut, "the task")},
+                params=[_ID],
+                body=schemas.TaskPatch,
+                extra={**not_found, "409": _json(schemas.ErrorOut, "the task's agent has left")},
             )
         },
         "/agents": {

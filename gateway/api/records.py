@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from crm import tasks
 from crm.agents import AgentView
 from crm.calls import get_call, list_calls
+from crm.errors import InvalidInput
 from crm.leads import list_leads
-from crm.tasks import list_tasks
 from gateway.api import render, schemas
 from gateway.http import (
     error_response,
@@ -19,14 +20,14 @@ from gateway.http import (
     read_model,
     reply,
 )
-from gateway.keys import CRM, SETTINGS, STORE
+from gateway.keys import CRM, REMINDERS, SETTINGS, STORE
 from telephony.twilio.parse import PROVIDER
 
 routes = web.RouteTableDef()
 
 
 @routes.get("/calls")
-async def calls(request: web.Request) -> web.Response:
+async def call_log(request: web.Request) -> web.Response:
     async with request.config_dict[STORE].reading() as s:
         page = await list_calls(
             s,
@@ -63,13 +64,13 @@ async def click_to_call(request: web.Request) -> web.Response:
 
 
 @routes.get(r"/calls/{id:\d+}")
-async def call(request: web.Request) -> web.Response:
+async def one_call(request: web.Request) -> web.Response:
     async with request.config_dict[STORE].reading() as s:
         return reply(render.call(await get_call(s, path_id(request))))
 
 
 @routes.get("/leads")
-async def leads(request: web.Request) -> web.Response:
+async def lead_list(request: web.Request) -> web.Response:
     async with request.config_dict[STORE].reading() as s:
         page = await list_leads(
             s,
@@ -82,9 +83,9 @@ async def leads(request: web.Request) -> web.Response:
 
 
 @routes.get("/tasks")
-async def tasks(request: web.Request) -> web.Response:
+async def task_list(request: web.Request) -> web.Response:
     async with request.config_dict[STORE].reading() as s:
-        page = await list_tasks(
+        page = await tasks.list_tasks(
             s,
             agent_id=query_int(request, "agent_id"),
             client_id=query_int(request, "client_id"),
@@ -95,8 +96,43 @@ async def tasks(request: web.Request) -> web.Response:
     return reply(schemas.TasksPage(tasks=[render.task(t) for t in page.items], next_cursor=page.next_cursor))
 
 
+@routes.post("/tasks")
+async def create_task(request: web.Request) -> web.Response:
+    """A task for an agent (the client's owner by default); reminded once when it comes due."""
+    body, _ = await read_model(request, schemas.TaskIn)
+    crm = request.config_dict[CRM]
+    async with request.config_dict[STORE].session() as s:
+        task = await tasks.create_task(
+            s,
+            client_id=body.client_id,
+            title=body.title,
+            due_at=body.due_at,
+            agent_id=body.agent_id,
+            clock=crm.clock,
+        )
+        rendered = render.task(task)
+    request.config_dict[REMINDERS].wake()
+    return reply(rendered, status=201)
+
+
+@routes.patch(r"/tasks/{id:\d+}")
+async def patch_task(request: web.Request) -> web.Response:
+    """`{"done": true}` closes a task; `{"due_at": …}` moves it (and it is reminded again then)."""
+    body, given = await read_model(request, schemas.TaskPatch)
+    if not given:
+        raise InvalidInput({"body": "give done or due_at"})
+    crm = request.config_dict[CRM]
+    async with request.config_dict[STORE].session() as s:
+        task = await tasks.update_task(
+            s, path_id(request), done=body.done, due_at=body.due_at, clock=crm.clock
+        )
+        rendered = render.task(task)
+    request.config_dict[REMINDERS].wake()
+    return reply(rendered)
+
+
 @routes.get("/agents")
-async def agents(request: web.Request) -> web.Response:
+async def agent_list(request: web.Request) -> web.Response:
     async with request.config_dict[STORE].reading() as s:
         active = await request.config_dict[CRM].agents.active(s)
     return reply(schemas.AgentsOut(agents=[render.agent(AgentView.of(a)) for a in active]))

@@ -117,7 +117,7 @@ async def test_tasks_list_and_done_button(world: BotWorld) -> None:
 async def test_the_command_menu_is_set_on_start(world: BotWorld) -> None:
     commands = world.bot_api.my_commands()
     assert commands is not None
-    assert {c["command"] for c in commands} == {"find", "tasks", "duty", "help"}
+    assert {c["command"] for c in commands} == {"find", "tasks", "clients", "duty", "help"}
 
 
 async def test_updates_without_the_secret_are_refused_and_have_no_effect(world: BotWorld) -> None:

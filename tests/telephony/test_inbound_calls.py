@@ -182,3 +182,12 @@ async def test_the_agent_picks_an_outcome_and_replies_a_note_on_the_calls_card(p
     await phones.bot_api.next_message(1001)  # "Note saved"
     row = await phones.call_row(call.sid)
     assert (row.outcome, row.notes) == ("interested", "Wants a demo on Friday")
+
+
+async def test_with_no_agents_at_all_the_caller_goes_straight_to_voicemail(phones: Phones) -> None:
+    call = await phones.twilio.inbound(from_="+14155550100")
+    assert call.state == "record"
+    assert any("leave a message" in said for said in call.heard)
+    await call.leave_voicemail()
+    row = await phones.call_row(call.sid)
+    assert (row.status, row.has_voicemail, row.agent_id) == ("missed", True, None)

@@ -138,7 +138,6 @@ def upgrade() -> None:
         sa.Column("recording_url", sa.String(length=500), nullable=True),
         sa.Column("outcome", sa.String(length=32), nullable=True),
         sa.Column("notes", sa.Text(), nullable=True),
-        sa.Column("last_event_seq", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(["agent_id"], ["agents.id"], name=op.f("fk_calls_agent_id_agents")),
         sa.ForeignKeyConstraint(
             ["client_id"],
