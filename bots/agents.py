@@ -7,6 +7,7 @@ from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import BotCommand, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bots import clients
 from bots.callbacks import CallBackButton, HandoverButton, OutcomeButton, TaskDoneButton
 from bots.context import ClickToCall, IsAgent, UnitOfWork
 from bots.render import call_card, card_keyboard, card_text, cut, task_done_keyboard, task_line
@@ -44,10 +45,6 @@ ADMIN_HELP = (
     "/handover <i>FROM_ID TO_ID</i> — an agent leaves: their clients and open work go to another"
 )
 CLIENTS_LIMIT = 30
-STRANGER = (
-    "This bot is for our team. If you work with us, ask your admin for an invite code and "
-    "send <code>/start YOUR-CODE</code>."
-)
 
 
 async def on_start(
@@ -56,7 +53,10 @@ async def on_start(
     """`/start CODE` binds this chat to the agent whose invite it is."""
     code = (command.args or "").strip()
     if not code:
-        await message.answer(f"You are set up, {cut(agent.name)}.\n\n{HELP}" if agent else STRANGER)
+        if agent is None:
+            await clients.on_hello(message)
+        else:
+            await message.answer(f"You are set up, {cut(agent.name)}.\n\n{HELP}")
         return
     user_id = message.from_user.id if message.from_user else None
     try:
@@ -307,35 +307,27 @@ def _markup(rows: list[list[InlineKeyboardButton]]) -> InlineKeyboardMarkup | No
 
 
 async def on_reply(message: Message, agent: Agent, uow: UnitOfWork, crm: Crm) -> None:
-    """A reply to a client card is a note on that client (and on the call the card was about)."""
+    """A reply to a client's message goes back to the client; a reply to a client card is a note on
+    that client (and on the call the card was about)."""
     replied = message.reply_to_message
     assert replied is not None
+    text = message.text or ""
+    answer = "I can't tell which client that is about. Reply to a client card to add a note."
     async with uow.write() as s:
         about = await sent_messages.about(s, CHANNEL, str(message.chat.id), str(replied.message_id))
-        if about is None or about.client_id is None:
-            client = None
-        else:
-            await add_note(
-                s,
-                about.client_id,
-                message.text or "",
-                agent_id=agent.id,
-                clock=crm.clock,
-                call_id=about.call_id,
-            )
-            client = await s.get(Client, about.client_id)
-    if client is None:
-        await message.reply("I can't tell which client that is about. Reply to a client card to add a note.")
-        return
-    await message.reply(f"🗒 Note saved on {cut(client.name, 80)}.")
+        client = await s.get(Client, about.client_id) if about is not None and about.client_id else None
+        if about is not None and client is not None:
+            if about.kind == "client_message":
+                await crm.conversations.reply(s, agent, client.id, text)
+                answer = f"✉️ Sent to {cut(client.name, 80)}."
+            else:
+                await add_note(s, client.id, text, agent_id=agent.id, clock=crm.clock, call_id=about.call_id)
+                answer = f"🗒 Note saved on {cut(client.name, 80)}."
+    await message.reply(answer)
 
 
 async def on_anything_else(message: Message) -> None:
     await message.answer("Reply to a client card to add a note, or send /help.")
-
-
-async def on_stranger(message: Message) -> None:
-    await message.answer(STRANGER)
 
 
 def build_router() -> Router:
@@ -361,8 +353,5 @@ def build_router() -> Router:
     agents.message.register(on_reply, F.reply_to_message, F.text)
     agents.message.register(on_anything_else)
 
-    strangers = Router(name="strangers")
-    strangers.message.register(on_stranger)
-
-    root.include_routers(agents, strangers)
+    root.include_routers(agents, clients.build_router())
     return root

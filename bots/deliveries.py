@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bots import render
 from crm.calls import get_call
 from crm.cards import build_card
-from crm.models import Agent, Task
+from crm.models import Agent, Client, Task
 from crm.outbox import Delivery
 from crm.service import Crm
 
@@ -131,6 +131,30 @@ async def text(s: AsyncSession, _crm: Crm, d: Delivery, _call_back: bool) -> Out
 async def farewell(_s: AsyncSession, _crm: Crm, d: Delivery, _call_back: bool) -> Outgoing:
     """To the chat of an agent who has left (so not through `agent_chat`)."""
     return Outgoing(int(d.payload["chat_id"]), escape(str(d.payload["text"]), quote=False))
+
+
+RELAY_LIMIT = 3800  # leaves room for the name and the hint within Telegram's 4096
+
+
+@renders("client_message")
+async def client_message(s: AsyncSession, _crm: Crm, d: Delivery, _call_back: bool) -> Outgoing:
+    """What a client wrote; the agent answers with Telegram's Reply, and it goes back to them."""
+    agent, chat_id = await agent_chat(s, int(d.payload["agent_id"]))
+    client_id = int(d.payload["client_id"])
+    client = await s.get(Client, client_id)
+    if client is None:
+        raise NoLongerNeeded(f"client {client_id} no longer exists")
+    said = escape(str(d.payload["text"])[:RELAY_LIMIT], quote=False)
+    text = f"💬 <b>{render.cut(client.name, 80)}</b>:\n{said}\n\n<i>Reply to this message to answer them.</i>"
+    remember = {"kind": "client_message", "client_id": client_id, "agent_id": agent.id}
+    return Outgoing(chat_id, text, None, remember)
+
+
+@renders("to_client")
+async def to_client(_s: AsyncSession, _crm: Crm, d: Delivery, _call_back: bool) -> Outgoing:
+    """An agent's answer to a client, in the client's own chat (a private chat's id is the
+    user's id)."""
+    return Outgoing(int(d.payload["account"]), escape(str(d.payload["text"]), quote=False))
 
 
 @renders("voicemail")

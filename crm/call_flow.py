@@ -63,8 +63,9 @@ def endpoint(agent: Agent) -> RingTarget | None:
 
 
 class CallFlow:
-    def __init__(self, clients: Clients, clock: Clock) -> None:
+    def __init__(self, clients: Clients, router: routing.Router, clock: Clock) -> None:
         self.clients = clients
+        self.router = router
         self.clock = clock
 
     # -- inbound ---------------------------------------------------------------------------
@@ -86,7 +87,7 @@ class CallFlow:
             )
             s.add(call)
             await s.flush()
-            for agent in await routing.agents_for_call(s, client_id):
+            for agent in await self.router.agents_for_call(s, client_id):
                 target = endpoint(agent)
                 if target is not None:
                     s.add(

@@ -366,6 +366,18 @@ class Clients:
                 kept.position, kept.raw = i, raw
         await s.flush()
 
+    async def add_phone(self, s: AsyncSession, client_id: int, phone: Phone) -> None:
+        """Add a number to a client (after the ones it has); a number it has already is kept."""
+        if await self._id_by_e164(s, phone.e164) == client_id:
+            return
+        count = await s.execute(
+            select(func.count()).select_from(ClientPhone).where(ClientPhone.client_id == client_id)
+        )
+        s.add(
+            ClientPhone(client_id=client_id, e164=phone.e164, raw=phone.raw, position=int(count.scalar_one()))
+        )
+        await s.flush()
+
     async def add_identity(
         self, s: AsyncSession, client_id: int, channel: str, external_id: str, display: str | None = None
     ) -> None:

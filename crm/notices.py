@@ -3,7 +3,8 @@ agent's notices keep their order); the messaging adapter renders it from the sto
 
 Kinds: `text` (a sentence), `card` (a client card; with `call_id`, a call's card with outcome
 buttons; with `headline`, a line above it), `reminder` (a task came due), `voicemail` (audio),
-`farewell` (the last word to the chat of an agent who has left, addressed by the chat itself).
+`farewell` (the last word to the chat of an agent who has left, addressed by the chat itself),
+`client_message` (what a client wrote; the agent's reply to it goes back to the client).
 """
 
 from __future__ import annotations
@@ -79,3 +80,8 @@ async def voicemail(
 async def farewell(s: AsyncSession, agent_id: int, chat_id: int, text: str, *, clock: Clock) -> int:
     """The last message to a leaving agent's chat, which is unbound in the same transaction."""
     return await _notify(s, "farewell", agent_id, {"chat_id": chat_id, "text": text}, clock)
+
+
+async def relay(s: AsyncSession, agent_id: int, client_id: int, text: str, *, clock: Clock) -> int:
+    """A client's message, for their agent to read and answer."""
+    return await _notify(s, "client_message", agent_id, {"client_id": client_id, "text": text}, clock)

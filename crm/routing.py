@@ -1,26 +1,268 @@
-"""Who should take a call, a lead or a message: the client's owner while on duty, otherwise
-the agents on duty, otherwise an admin. (Rules by source and country extend this.)"""
+"""Who should take a call, a lead or a client's message.
+
+The client's owner while on duty. Otherwise the first rule of the routing file that matches
+(every key the rule gives must match: `source` = the lead's source, `country` = the region of
+the client's phone number) with its on-duty agents; with no matching rule, or nobody of the rule
+on duty, every agent on duty; with nobody on duty, the admins. A call rings the whole chosen group
+at once; a lead or a message goes to one of them, in turn. Whose turn it is lives in the store
+(`RoutingTurn`), so turns stay fair across restarts and between processes.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import phonenumbers
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm.models import Agent, Client
+from crm.clock import Clock
+from crm.errors import InvalidPhone
+from crm.models import Agent, Client, ClientPhone, RoutingTurn
+from crm.phones import parse_phone, region_of
+
+RULE_KEYS = frozenset({"source", "country", "agents"})
+EVERYONE = "on-duty"
+ADMINS = "admins"
+
+
+class RoutingFileError(ValueError):
+    """The routing file cannot be used; the message is the one line an operator needs."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One `[[rule]]`: the agents (E.164, in the file's order) for what matches its keys."""
+
+    number: int  # its place in the file, from 1: for messages and the key of its turns
+    agents: tuple[str, ...]
+    source: str | None = None  # folded (see `fold_source`)
+    country: str | None = None  # ISO 3166 alpha-2, upper case
+
+    def matches(self, *, source: str | None, country: str | None) -> bool:
+        if self.source is not None and (source is None or fold_source(source) != self.source):
+            return False
+        return self.country is None or self.country == country
+
+    @property
+    def pool(self) -> str:
+        return f"rule:{self.number}"
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingRules:
+    """The parsed routing file; empty when there is none."""
+
+    rules: tuple[Rule, ...] = ()
+    origin: str = ""
+
+    def first_match(self, *, source: str | None, country: str | None) -> Rule | None:
+        return next((r for r in self.rules if r.matches(source=source, country=country)), None)
+
+
+NO_RULES = RoutingRules()
+
+
+def fold_source(source: str) -> str:
+    """Sources compare without regard to case and surrounding space: `Landing` is `landing`."""
+    return " ".join(source.split()).casefold()
+
+
+# -- the routing file ----------------------------------------------------------------------------
+
+
+def load_rules(path: Path, region: str) -> RoutingRules:
+    """Read and check a routing file (TOML), or raise `RoutingFileError` saying what is wrong."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise RoutingFileError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise RoutingFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    return parse_rules(text, region, origin=str(path))
+
+
+def parse_rules(text: str, region: str, *, origin: str = "routing file") -> RoutingRules:
+    """`[[rule]]` tables with optional `source` and `country` and a list of agents' phones."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RoutingFileError(f"{origin}: not valid TOML: {exc}") from None
+    unknown = sorted(set(document) - {"rule"})
+    if unknown:
+        raise RoutingFileError(f"{origin}: unknown key {unknown[0]!r}; rules are [[rule]] tables")
+    tables = document.get("rule", [])
+    if not isinstance(tables, list):
+        raise RoutingFileError(f"{origin}: `rule` must be written as [[rule]] tables")
+    return RoutingRules(tuple(_rule(origin, i, t, region) for i, t in enumerate(tables, 1)), origin)
+
+
+def _rule(origin: str, number: int, table: Any, region: str) -> Rule:
+    where = f"{origin}: rule {number}"
+    if not isinstance(table, dict):
+        raise RoutingFileError(f"{where}: must be a [[rule]] table")
+    unknown = sorted(set(table) - RULE_KEYS)
+    if unknown:
+        raise RoutingFileError(f"{where}: unknown key {unknown[0]!r} (a rule has source, country, agents)")
+    source = table.get("source")
+    if source is not None and (not isinstance(source, str) or not source.strip()):
+        raise RoutingFileError(f"{where}: source must be a non-empty string")
+    country = table.get("country")
+    if country is not None:
+        if not isinstance(country, str) or country.strip().upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise RoutingFileError(f'{where}: country must be an ISO 3166 code such as "GB", got {country!r}')
+        country = country.strip().upper()
+    agents = table.get("agents")
+    if not isinstance(agents, list) or not agents:
+        raise RoutingFileError(f"{where}: agents must be a non-empty list of agents' phone numbers")
+    numbers: list[str] = []
+    for i, raw in enumerate(agents):
+        if not isinstance(raw, str):
+            raise RoutingFileError(f"{where}: agents[{i}] must be a phone number in quotes")
+        try:
+            e164 = parse_phone(raw, region).e164
+        except InvalidPhone as exc:
+            raise RoutingFileError(f"{where}: agents[{i}]: {exc}") from None
+        if e164 not in numbers:
+            numbers.append(e164)
+    return Rule(number, tuple(numbers), fold_source(source) if source else None, country)
+
+
+async def check_agents(s: AsyncSession, rules: RoutingRules) -> None:
+    """Every number a rule names must be an agent's (one who has not left)."""
+    named = {n for rule in rules.rules for n in rule.agents}
+    if not named:
+        return
+    rows = await s.execute(select(Agent.phone).where(Agent.phone.in_(named), Agent.removed_at.is_(None)))
+    known = set(rows.scalars())
+    for rule in rules.rules:
+        for number in rule.agents:
+            if number not in known:
+                raise RoutingFileError(
+                    f"{rules.origin}: rule {rule.number} names {number}, which is no agent's phone "
+                    "number (see `crm-gateway agent list`)"
+                )
+
+
+# -- choosing agents -----------------------------------------------------------------------------
 
 
 def reachable_by_phone_system(agent: Agent) -> bool:
     return bool(agent.sip_uri or agent.client_identity or agent.phone)
 
 
-async def agents_for_call(s: AsyncSession, client_id: int | None) -> list[Agent]:
-    """The agents to ring at once for a call from this client (possibly none)."""
+class Router:
+    """Routing with the rules of this process, and turns kept in the store."""
+
+    def __init__(self, rules: RoutingRules, clock: Clock) -> None:
+        self.rules = rules
+        self.clock = clock
+
+    async def agents_for_call(self, s: AsyncSession, client_id: int | None) -> list[Agent]:
+        return await agents_for_call(s, client_id, self.rules)
+
+    async def agent_for(
+        self,
+        s: AsyncSession,
+        client_id: int | None,
+        *,
+        source: str | None = None,
+        country: str | None = None,
+    ) -> Agent | None:
+        """The one agent who gets a lead or a message: the owner on duty, else the next in turn
+        of the matching rule's on-duty agents, of everyone on duty, or of the admins. `country`
+        defaults to the region of the client's first phone number. None: there are no agents."""
+        owner = await _owner(s, client_id)
+        if owner is not None and owner.on_duty:
+            return owner
+        if country is None:
+            country = await _client_region(s, client_id)
+        rule = self.rules.first_match(source=source, country=country)
+        if rule is not None:
+            members = await _rule_members(s, rule)
+            on_duty = [a for a in members if a.on_duty]
+            if on_duty:
+                rank = {a.id: i for i, a in enumerate(members)}
+                return await self._take_turn(s, rule.pool, on_duty, rank.get)
+        active = await _active(s)
+        on_duty = [a for a in active if a.on_duty]
+        if on_duty:
+            return await self._take_turn(s, EVERYONE, on_duty, _by_id)
+        admins = [a for a in active if a.role == "admin"]
+        if admins:
+            return await self._take_turn(s, ADMINS, admins, _by_id)
+        return None
+
+    async def _take_turn(
+        self,
+        s: AsyncSession,
+        pool: str,
+        candidates: Sequence[Agent],
+        position: Callable[[int], int | None],
+    ) -> Agent:
+        """The candidate after the pool's last one (in pool order, wrapping round), recorded as
+        the pool's last. The pool's row stays locked until the unit of work ends: two processes
+        never give the same turn."""
+        last = await self._lock_turn(s, pool)
+        chosen = candidates[0]
+        after = position(last) if last is not None else None
+        if after is not None:
+            later = [a for a in candidates if (position(a.id) or 0) > after]
+            chosen = later[0] if later else candidates[0]
+        await s.execute(
+            update(RoutingTurn)
+            .where(RoutingTurn.pool == pool)
+            .values(last_agent_id=chosen.id, turns=RoutingTurn.turns + 1, updated_at=self.clock.now())
+        )
+        return chosen
+
+    async def _lock_turn(self, s: AsyncSession, pool: str) -> int | None:
+        """The pool's last agent, read by an UPDATE so that the row is locked from here on."""
+        touch = (
+            update(RoutingTurn)
+            .where(RoutingTurn.pool == pool)
+            .values(updated_at=self.clock.now())
+            .returning(RoutingTurn.last_agent_id)
+        )
+        row = (await s.execute(touch)).one_or_none()
+        if row is not None:
+            return _agent_id(row.last_agent_id)
+        try:
+            async with s.begin_nested():
+                await s.execute(insert(RoutingTurn).values(pool=pool, turns=0, updated_at=self.clock.now()))
+        except IntegrityError:
+            pass  # another process made the row first: lock theirs
+        return _agent_id((await s.execute(touch)).one().last_agent_id)
+
+
+def _agent_id(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _by_id(agent_id: int) -> int:
+    return agent_id
+
+
+async def agents_for_call(
+    s: AsyncSession, client_id: int | None, rules: RoutingRules = NO_RULES
+) -> list[Agent]:
+    """The agents to ring at once for a call from this client (possibly none): the owner on
+    duty; else the matching rule's on-duty agents; else everyone on duty; else the admins."""
     owner = await _owner(s, client_id)
     if owner is not None and owner.on_duty and reachable_by_phone_system(owner):
         return [owner]
-    active = list(
-        (await s.execute(select(Agent).where(Agent.removed_at.is_(None)).order_by(Agent.id))).scalars()
-    )
+    if rules.rules:
+        rule = rules.first_match(source=None, country=await _client_region(s, client_id))
+        if rule is not None:
+            ring = [a for a in await _rule_members(s, rule) if a.on_duty and reachable_by_phone_system(a)]
+            if ring:
+                return ring
+    active = await _active(s)
     on_duty = [a for a in active if a.on_duty and reachable_by_phone_system(a)]
     if on_duty:
         return on_duty
@@ -47,3 +289,30 @@ async def _owner(s: AsyncSession, client_id: int | None) -> Agent | None:
         .where(Client.id == client_id, Agent.removed_at.is_(None))
     )
     return row.scalar_one_or_none()
+
+
+async def _active(s: AsyncSession) -> list[Agent]:
+    return list(
+        (await s.execute(select(Agent).where(Agent.removed_at.is_(None)).order_by(Agent.id))).scalars()
+    )
+
+
+async def _rule_members(s: AsyncSession, rule: Rule) -> list[Agent]:
+    """The rule's agents who have not left, in the rule's order."""
+    rows = await s.execute(select(Agent).where(Agent.phone.in_(rule.agents), Agent.removed_at.is_(None)))
+    order = {number: i for i, number in enumerate(rule.agents)}
+    return sorted(rows.scalars(), key=lambda a: (order.get(a.phone or "", len(order)), a.id))
+
+
+async def _client_region(s: AsyncSession, client_id: int | None) -> str | None:
+    """The country of the client's first readable phone number."""
+    if client_id is None:
+        return None
+    row = await s.execute(
+        select(ClientPhone.e164)
+        .where(ClientPhone.client_id == client_id, ClientPhone.e164.is_not(None))
+        .order_by(ClientPhone.position, ClientPhone.id)
+        .limit(1)
+    )
+    e164 = row.scalar_one_or_none()
+    return region_of(e164) if e164 else None

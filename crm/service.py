@@ -6,14 +6,30 @@ from crm.agents import Agents
 from crm.call_flow import CallFlow
 from crm.clients import Clients
 from crm.clock import Clock, SystemClock
+from crm.conversations import Conversations
+from crm.intake import LeadIntake
+from crm.routing import NO_RULES, Router, RoutingRules
 
 
 class Crm:
-    """The services of the domain, sharing the default region and the clock."""
+    """The services of the domain, sharing the default region, the clock and the routing rules.
 
-    def __init__(self, region: str = "US", clock: Clock | None = None) -> None:
+    `lead_mail_to`: the mailbox new leads are mailed to (None when mail is off).
+    """
+
+    def __init__(
+        self,
+        region: str = "US",
+        clock: Clock | None = None,
+        *,
+        routing: RoutingRules = NO_RULES,
+        lead_mail_to: str | None = None,
+    ) -> None:
         self.region = region
         self.clock: Clock = clock or SystemClock()
         self.clients = Clients(region, self.clock)
         self.agents = Agents(region, self.clock)
-        self.calls = CallFlow(self.clients, self.clock)
+        self.routing = Router(routing, self.clock)
+        self.calls = CallFlow(self.clients, self.routing, self.clock)
+        self.leads = LeadIntake(self.clients, self.routing, self.clock, mail_to=lead_mail_to)
+        self.conversations = Conversations(self.clients, self.routing, self.clock)

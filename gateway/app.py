@@ -13,13 +13,26 @@ from bots.telegram import TelegramBot
 from crm.clock import Clock
 from crm.service import Crm
 from crm.store import Store
-from gateway import health, middlewares, telegram_webhook, twilio_webhooks
+from gateway import cors, health, leads, middlewares, routing_rules, telegram_webhook, twilio_webhooks
 from gateway.api import auth, clients, openapi, records
 from gateway.http import MAX_BODY
-from gateway.keys import CRM, METRICS, REMINDERS, SETTINGS, STORE, SWEEPER, TELEGRAM, TWILIO
+from gateway.keys import (
+    CRM,
+    LEAD_LIMIT,
+    MAIL,
+    METRICS,
+    REMINDERS,
+    SETTINGS,
+    STORE,
+    SWEEPER,
+    TELEGRAM,
+    TWILIO,
+)
 from gateway.metrics import Metrics
+from gateway.ratelimit import SlidingWindow
 from gateway.settings import Settings
 from gateway.workers import CallSweeper, Reminders
+from mail.sender import MailSender, SmtpServer
 from telephony.twilio.dialer import TwilioDialer
 from telephony.twilio.parse import PROVIDER
 from telephony.twilio.rest import TwilioRest
@@ -28,19 +41,29 @@ log = logging.getLogger("gateway")
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None, upgrade: bool = False) -> web.Application:
-    """The whole gateway for `settings`. Nothing connects until the app starts."""
+    """The whole gateway for `settings`. Nothing connects until the app starts; a routing file
+    that does not parse raises `SettingsError` here, one naming an unknown agent at start-up."""
     app = web.Application(
         client_max_size=MAX_BODY,
-        middlewares=[middlewares.metrics, middlewares.errors],
+        middlewares=[middlewares.metrics, cors.middleware, middlewares.errors],
     )
     app[SETTINGS] = settings
-    app[CRM] = Crm(region=settings.default_region, clock=clock)
+    app[CRM] = Crm(
+        region=settings.default_region,
+        clock=clock,
+        routing=routing_rules.load(settings),
+        lead_mail_to=settings.leads_notify_email if settings.smtp_host else None,
+    )
     app[METRICS] = Metrics()
+    app[cors.CORS] = cors.Cors(settings.allowed_origins)
+    app[LEAD_LIMIT] = SlidingWindow(settings.rate_limit)
     app.cleanup_ctx.append(_store(settings, upgrade=upgrade))
     app.cleanup_ctx.append(_workers)
     app.cleanup_ctx.append(_twilio)
     app.cleanup_ctx.append(_telegram)
+    app.cleanup_ctx.append(_mail)
     app.add_routes(health.routes)
+    app.add_routes(leads.routes)
     app.add_routes(telegram_webhook.routes)
     app.add_routes(twilio_webhooks.routes)
     app.add_subapp("/api/v1", _api())
@@ -58,8 +81,13 @@ def _api() -> web.Application:
 def _store(settings: Settings, *, upgrade: bool) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         store = Store(settings.database_url)
-        if upgrade:
-            await store.upgrade()
+        try:
+            if upgrade:
+                await store.upgrade()
+            await routing_rules.verify(store, app[CRM].routing.rules)
+        except BaseException:
+            await store.close()
+            raise
         app[STORE] = store
         yield
         await store.close()
@@ -126,6 +154,27 @@ async def _telegram(app: web.Application) -> AsyncIterator[None]:
     await bot.start()
     yield
     await bot.stop()
+
+
+async def _mail(app: web.Application) -> AsyncIterator[None]:
+    """The mail sender (lead mail), when an SMTP server is set."""
+    settings = app[SETTINGS]
+    if not settings.smtp_host:
+        yield
+        return
+    server = SmtpServer(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        user=settings.smtp_user,
+        password=settings.smtp_password,
+        starttls=settings.smtp_starttls,
+    )
+    sender = MailSender(server, app[STORE], app[CRM].clock, sender=settings.mail_from)
+    app[MAIL] = sender
+    app[STORE].on_outbox_commit(sender.wake)
+    sender.start()
+    yield
+    await sender.stop()
 
 
 def _recording_fetcher(app: web.Application) -> Callable[[str], Awaitable[tuple[str, bytes]]] | None:

@@ -41,6 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     try:
         result = args.run(settings, args)
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)  # noqa: T201
+        return EXIT_CONFIG
     except InvalidInput as exc:
         for name, problem in exc.fields.items():
             print(f"error: {name}: {problem}", file=sys.stderr)  # noqa: T201
@@ -129,7 +132,13 @@ def _with_store(settings: Settings, work: Callable[[Any, Any], Awaitable[Any]]) 
 def _serve(settings: Settings, _args: argparse.Namespace) -> None:
     from aiohttp import web
 
+    from gateway import routing_rules
     from gateway.app import create_app
+
+    # A bad routing file stops start-up with one line, before anything is logged or served.
+    rules = routing_rules.load(settings)
+    if rules.rules:
+        _with_store(settings, lambda store, _crm: routing_rules.verify(store, rules))
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     off = settings.disabled_channels()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import datetime
 from typing import Any, TypeVar
@@ -56,7 +57,7 @@ async def read_model(request: web.Request, model: type[M]) -> tuple[M, set[str]]
         raise BadRequest(415, "unsupported_media_type", "send the body as application/json")
     raw = await request.read()
     try:
-        data = json.loads(raw or b"null")
+        data = json.loads(raw or b"null", parse_constant=_no_constant, parse_float=_finite)
     except (ValueError, UnicodeDecodeError):
         raise BadRequest(400, "bad_json", "the body is not valid JSON") from None
     if not isinstance(data, dict):
@@ -66,6 +67,18 @@ async def read_model(request: web.Request, model: type[M]) -> tuple[M, set[str]]
     except ValidationError as exc:
         raise InvalidInput(field_errors(exc)) from None
     return parsed, set(parsed.model_fields_set)
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite(text: str) -> float:
+    """JSON numbers only: `1e400` would be infinity, which no database column takes."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} is out of range")
+    return value
 
 
 def field_errors(exc: ValidationError) -> dict[str, str]:

@@ -8,8 +8,10 @@ from bots.telegram import TelegramBot
 from crm.service import Crm
 from crm.store import Store
 from gateway.metrics import Metrics
+from gateway.ratelimit import SlidingWindow
 from gateway.settings import Settings
 from gateway.workers import CallSweeper, Reminders
+from mail.sender import MailSender
 from telephony.twilio.rest import TwilioRest
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -20,3 +22,5 @@ TELEGRAM = web.AppKey("telegram", TelegramBot)
 REMINDERS = web.AppKey("reminders", Reminders)
 SWEEPER = web.AppKey("sweeper", CallSweeper)
 TWILIO = web.AppKey("twilio", TwilioRest)
+MAIL = web.AppKey("mail", MailSender)
+LEAD_LIMIT = web.AppKey("lead_limit", SlidingWindow)

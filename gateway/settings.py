@@ -175,6 +175,8 @@ class Settings(BaseSettings):
             off.append("click-to-call off (set CRM_TWILIO_CALLER_ID)")
         if not self.smtp_host:
             off.append("mail off (set CRM_SMTP_HOST)")
+        elif not self.leads_notify_email:
+            off.append("lead mail off (set CRM_LEADS_NOTIFY_EMAIL)")
         return off
 
 

@@ -84,10 +84,10 @@ async def test_alice_leaves_and_bob_gets_her_clients_deal_and_task(phones: Phone
     again = await phones.twilio.inbound(from_="+14155550100")
     assert [t.value for t in again.dial_targets()] == ["+14155550002"]
 
-    # What Alice's chat sends now is answered as from an unbound chat.
+    # What Alice's chat sends now is answered as from an unbound chat (a client's).
     update = phones.bot_api.user_message(chat_id=1001, text="/tasks", user_id=1001)
     assert await phones.bot_api.post_to_webhook(update, secret=SECRET) == 200
-    assert "invite code" in ((await phones.card(1001)).text or "")
+    assert "Write your question here" in ((await phones.card(1001)).text or "")
 
     # Bob can list them.
     update = phones.bot_api.user_message(chat_id=1002, text="/clients", user_id=1002)

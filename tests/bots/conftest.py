@@ -103,8 +103,9 @@ class BotWorld:
 
 @pytest.fixture
 async def world(
-    aiohttp_server: AiohttpServer, bot_settings: Settings, bot_api: BotApiServer, clock: ShiftedClock
+    bot_settings: Settings, bot_api: BotApiServer, clock: ShiftedClock, aiohttp_server: AiohttpServer
 ) -> BotWorld:
+    """The gateway; it is set up after (and so stopped before) the database and the Bot API."""
     server = await aiohttp_server(create_app(bot_settings, clock=clock), port=bot_settings.port)
     await bot_api.next_call("setWebhook")
     server.app[TELEGRAM].sender.first_retry = 0.05

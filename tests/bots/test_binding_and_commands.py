@@ -30,13 +30,11 @@ async def test_a_used_or_wrong_code_is_refused_helpfully(world: BotWorld) -> Non
         assert (await world.crm.agents.get(s, alice.id)).telegram_chat_id == 1001
 
 
-async def test_strangers_are_told_what_to_do(world: BotWorld) -> None:
-    answer = await world.say(3003, "hello?")
-    assert "invite code" in (answer.text or "")
+async def test_strangers_are_clients_and_agents_commands_do_nothing_for_them(world: BotWorld) -> None:
     answer = await world.say(3003, "/start")
-    assert "/start YOUR-CODE" in (answer.plain_text or "")
+    assert "Write your question here" in (answer.text or "")
     answer = await world.say(3003, "/tasks")
-    assert "invite code" in (answer.text or "")
+    assert "Write your question here" in (answer.text or "")
 
 
 async def test_duty_on_and_off(world: BotWorld) -> None:

@@ -93,12 +93,13 @@ class Phones:
 
 @pytest.fixture
 async def phones(
-    aiohttp_server: AiohttpServer,
     call_settings: Settings,
     bot_api: BotApiServer,  # noqa: F811
     twilio_rest: TwilioRestServer,
     clock: ShiftedClock,  # noqa: F811
+    aiohttp_server: AiohttpServer,
 ) -> AsyncIterator[Phones]:
+    """The gateway; set up after (and so stopped before) the database and the fakes it talks to."""
     server = await aiohttp_server(create_app(call_settings, clock=clock), port=call_settings.port)
     await bot_api.next_call("setWebhook")
     server.app[TELEGRAM].sender.first_retry = 0.05
