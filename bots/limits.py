@@ -1,44 +1,68 @@
 """Telegram's sending limits, kept on our side: about 30 messages a second overall and one a
 second per chat. A 429 with `retry_after` holds that chat back for as long as Telegram asks.
 
-Telegram counts when a request arrives, we count when it leaves: both windows are kept with a
-margin (`SLACK`) so that network jitter cannot push two sends into one of Telegram's windows."""
+Telegram counts a message when it arrives, which is somewhere between the moment we start sending
+it and the moment its answer comes back. So a send counts against the limits from its start until
+one window after its answer: then no window of Telegram's can hold more than the limit, whatever
+the network's delays, with no safety margin to guess.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-SLACK = 0.1  # seconds added to each window
+WINDOW = 1.0  # seconds of the overall limit
+POLL = 0.02  # how often a waiting send looks again when all counted sends are still in flight
+
+
+class _Send:
+    __slots__ = ("ended",)
+
+    def __init__(self) -> None:
+        self.ended = math.inf  # in flight
 
 
 class SendLimits:
     def __init__(self, *, per_second: int = 30, chat_interval: float = 1.0) -> None:
         self.per_second = per_second
         self.chat_interval = chat_interval
-        self._recent: deque[float] = deque()
+        self._sends: list[_Send] = []
         self._chat_free_at: dict[int, float] = {}
         self._lock = asyncio.Lock()
 
-    async def wait_turn(self, chat_id: int) -> None:
-        """Sleep until a message to `chat_id` keeps both limits, and count it as sent."""
+    @asynccontextmanager
+    async def turn(self, chat_id: int) -> AsyncIterator[None]:
+        """Wait until a message to `chat_id` keeps both limits; send it inside the block."""
+        send = await self._acquire(chat_id)
+        try:
+            yield
+        finally:
+            end = time.monotonic()
+            send.ended = end
+            self._chat_free_at[chat_id] = end + self.chat_interval  # `hold_chat` may push it later
+
+    async def _acquire(self, chat_id: int) -> _Send:
         while True:
             async with self._lock:
                 now = time.monotonic()
-                window = 1.0 + SLACK
-                while self._recent and now - self._recent[0] >= window:
-                    self._recent.popleft()
+                self._sends = [s for s in self._sends if now - s.ended < WINDOW]
                 chat_wait = self._chat_free_at.get(chat_id, 0.0) - now
-                full = len(self._recent) >= self.per_second
-                global_wait = window - (now - self._recent[0]) if full else 0.0
+                global_wait = 0.0
+                if len(self._sends) >= self.per_second:
+                    oldest = min(s.ended for s in self._sends)
+                    global_wait = oldest + WINDOW - now if oldest != math.inf else POLL
                 wait = max(chat_wait, global_wait)
                 if wait <= 0:
-                    self._recent.append(now)
-                    self._chat_free_at[chat_id] = now + self.chat_interval + SLACK
+                    send = _Send()
+                    self._sends.append(send)
+                    self._chat_free_at[chat_id] = math.inf  # busy until this send ends
                     self._forget_idle_chats(now)
-                    return
-            await asyncio.sleep(wait)
+                    return send
+            await asyncio.sleep(min(wait, 5.0))
 
     def hold_chat(self, chat_id: int, seconds: float) -> None:
         """Telegram said to wait: nothing more goes to this chat for `seconds`."""

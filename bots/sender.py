@@ -90,9 +90,9 @@ class TelegramSender(OutboxWorker):
                 message.text += (
                     f"\n\n(the recording could not be attached: {exc}; listen at {message.audio.url})"
                 )
-        await self.limits.wait_turn(message.chat_id)
         try:
-            sent = await self._send(message, audio)
+            async with self.limits.turn(message.chat_id):
+                sent = await self._send(message, audio)
         except TelegramRetryAfter as exc:
             self.limits.hold_chat(message.chat_id, exc.retry_after)
             return Retry(float(exc.retry_after), exc.message, counts=False)
