@@ -14,7 +14,7 @@ from bots.render import call_card, card_keyboard, card_text, cut, task_done_keyb
 from crm import calls, handover, sent_messages, tasks
 from crm.agents import BindingRefused
 from crm.cards import build_card, build_cards
-from crm.errors import CrmError, InvalidInput
+from crm.errors import CrmError
 from crm.models import Agent, Client
 from crm.notes import add_note
 from crm.service import Crm
@@ -146,7 +146,7 @@ async def on_outcome(
             )
             card = await build_card(s, call.client_id, now=crm.clock.now()) if call.client_id else None
     except CrmError as exc:
-        await query.answer(exc.detail, show_alert=True)
+        await query.answer(exc.sentence(), show_alert=True)
         return
     await query.answer(f"Saved: {calls.OUTCOME_LABELS[callback_data.outcome]}")
     if card is not None and isinstance(query.message, Message):
@@ -166,7 +166,7 @@ async def on_task_done(
             await tasks.complete_task(s, task.id, clock=crm.clock)
             title = task.title
     except CrmError as exc:
-        await query.answer(exc.detail, show_alert=True)
+        await query.answer(exc.sentence(), show_alert=True)
         return
     await query.answer(f"Done: {title}")
     if isinstance(query.message, Message) and query.message.reply_markup:
@@ -199,11 +199,8 @@ async def on_call_back(
                 provider=click_to_call.provider,
                 caller_id=click_to_call.caller_id,
             )
-    except InvalidInput as exc:
-        await query.answer("; ".join(exc.fields.values()), show_alert=True)
-        return
     except CrmError as exc:
-        await query.answer(exc.detail, show_alert=True)
+        await query.answer(exc.sentence(), show_alert=True)
         return
     await query.answer("Calling you now: pick up, and we connect the client.")
 
@@ -252,11 +249,8 @@ async def on_handover(message: Message, command: CommandObject, agent: Agent, uo
         async with uow.read() as s:
             leaving, taking = await handover.check_handover(s, leaving_id, taking_id)
             owns = await handover.holdings(s, leaving_id)
-    except InvalidInput as exc:
-        await message.answer("Cannot do that: " + cut("; ".join(exc.fields.values()), 300))
-        return
     except CrmError as exc:
-        await message.answer("Cannot do that: " + cut(exc.detail, 300))
+        await message.answer("Cannot do that: " + cut(exc.sentence(), 300))
         return
     kb = InlineKeyboardBuilder()
     kb.button(
@@ -289,11 +283,8 @@ async def on_handover_button(
             moved = await handover.hand_over(
                 s, callback_data.agent_id, callback_data.to_agent_id, clock=crm.clock
             )
-    except InvalidInput as exc:
-        await query.answer("; ".join(exc.fields.values()), show_alert=True)
-        return
     except CrmError as exc:
-        await query.answer(exc.detail, show_alert=True)
+        await query.answer(exc.sentence(), show_alert=True)
         return
     await query.answer("Done")
     if isinstance(query.message, Message):

@@ -12,6 +12,10 @@ class CrmError(Exception):
         super().__init__(detail)
         self.detail = detail
 
+    def sentence(self) -> str:
+        """What to tell a person (in a chat, say), without field names."""
+        return self.detail
+
 
 class NotFound(CrmError):
     code = "not_found"
@@ -29,6 +33,9 @@ class InvalidInput(CrmError):
     def __init__(self, fields: dict[str, str]) -> None:
         super().__init__("; ".join(f"{k}: {v}" for k, v in fields.items()))
         self.fields = fields
+
+    def sentence(self) -> str:
+        return "; ".join(self.fields.values())
 
 
 class InvalidPhone(ValueError):

@@ -55,18 +55,24 @@ async def read_model(request: web.Request, model: type[M]) -> tuple[M, set[str]]
     """The JSON body as `model`, and the names of the fields the caller actually sent."""
     if request.content_type != "application/json":
         raise BadRequest(415, "unsupported_media_type", "send the body as application/json")
-    raw = await request.read()
+    data = json_object(await request.read())
+    try:
+        parsed = model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(field_errors(exc)) from None
+    return parsed, set(parsed.model_fields_set)
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A JSON object body, or `BadRequest` (400). NaN, Infinity and numbers beyond a double are
+    refused here: no database column takes them."""
     try:
         data = json.loads(raw or b"null", parse_constant=_no_constant, parse_float=_finite)
     except (ValueError, UnicodeDecodeError):
         raise BadRequest(400, "bad_json", "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise BadRequest(400, "bad_json", "the body must be a JSON object")
-    try:
-        parsed = model.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidInput(field_errors(exc)) from None
-    return parsed, set(parsed.model_fields_set)
+    return data
 
 
 def _no_constant(name: str) -> object:

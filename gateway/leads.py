@@ -7,8 +7,6 @@ thank-you page. Field errors are always the API's JSON (422).
 
 from __future__ import annotations
 
-import json
-import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +20,7 @@ from crm.errors import InvalidInput
 from crm.intake import CheckedLead, LeadDraft
 from gateway import lead_pages
 from gateway.cors import CORS
-from gateway.http import BadRequest, error_response
+from gateway.http import BadRequest, error_response, json_object
 from gateway.keys import CRM, LEAD_LIMIT, SETTINGS, STORE
 
 routes = web.RouteTableDef()
@@ -186,26 +184,7 @@ def _text(value: Any, name: str, errors: dict[str, str]) -> str | None:
 
 
 async def _json_fields(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
-    try:
-        data = json.loads(raw or b"null", parse_constant=_not_a_number, parse_float=_finite)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest(400, "bad_json", "the body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise BadRequest(400, "bad_json", "the body must be a JSON object")
-    return data
-
-
-def _not_a_number(text: str) -> float:
-    raise ValueError(f"{text} is not a number JSON allows")
-
-
-def _finite(text: str) -> float:
-    """JSON numbers only: `1e400` would be stored as infinity, which databases refuse."""
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text} is out of range")
-    return value
+    return json_object(await request.read())
 
 
 async def _form_fields(request: web.Request) -> dict[str, Any]:
