@@ -15,7 +15,8 @@ and writes the same figures as JSON to `bench/results/<timestamp>-sqlite.json`.
 database on that server (`crm_bench_seed_{N}_{M}`, kept), copied per run to `crm_bench_work`.
 Pin the PostgreSQL server to the gateway's core yourself if you want it to share that core.
 
-Not measured yet: the answered-callback → Bot API latency at 50 calls/s.
+Then the answered-callback → Bot API latency (card pop) at 50 calls/s, `bench.card_pop`, in this
+process on a SQLite file of its own (`--skip-card-pop` leaves it out).
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ class Results:
     csv_import_s: float | None = None
     gateway_peak_rss_mb: float | None = None
     gateway_rss_at_start_mb: float | None = None
-    card_pop_ms: dict[str, float] | None = None  # not measured yet
+    card_pop_ms: dict[str, float | None] | None = None  # p50, p99, max (ms) and calls, from bench.card_pop
 
 
 # -- wrk ----------------------------------------------------------------------------------------
@@ -343,6 +344,16 @@ def csv_import(rows: int) -> float:
     return float(match.group(1))
 
 
+def card_pop() -> dict[str, float | None]:
+    """Answered callback → card at the Bot API at 50 calls/s for 10 s (`bench.card_pop`)."""
+    from bench import card_pop as bench_card_pop  # imports the fakes of the tests
+
+    print("card pop at 50 calls/s …", flush=True)
+    figures = asyncio.run(bench_card_pop.measure(rate=50, seconds=10, agents=50))
+    print(bench_card_pop.report(figures), flush=True)
+    return {key: figures[key] for key in ("p50", "p99", "max", "calls")}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="100k clients, 1M calls, 100k CSV rows")
@@ -354,6 +365,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--bodies", type=int, default=60_000, help="distinct requests per row")
     parser.add_argument("--import-rows", type=int)
     parser.add_argument("--skip-import", action="store_true")
+    parser.add_argument("--skip-card-pop", action="store_true")
     parser.add_argument(
         "--database-url",
         help="postgresql+asyncpg://user@host:port/db of a running server (default: SQLite files)",
@@ -469,6 +481,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         res.csv_import_rows = import_rows
         res.csv_import_s = csv_import(import_rows)
 
+    if not args.skip_card_pop:
+        res.card_pop_ms = card_pop()
+
     print_table(res)
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -504,7 +519,12 @@ def print_table(res: Results) -> None:
         f"gateway memory: {res.gateway_rss_at_start_mb} MB at start, "
         f"peak (VmHWM) {res.gateway_peak_rss_mb} MB"
     )
-    print("answered callback → Bot API latency at 50 calls/s: not measured yet")
+    if res.card_pop_ms is not None:
+        pop = res.card_pop_ms
+        print(
+            f"card pop (answered callback → Bot API) at 50 calls/s, {pop['calls']} calls, in-process on "
+            f"SQLite: p50 {pop['p50']} ms, p99 {pop['p99']} ms, max {pop['max']} ms (None: > 5 s)"
+        )
     if res.seed_s is not None:
         print(f"seeding took {res.seed_s} s")
 
