@@ -190,9 +190,8 @@ class CallFlow:
     # -- events ----------------------------------------------------------------------------
 
     async def answered(self, s: AsyncSession, ev: AgentAnswered) -> Call | None:
-        call = await self._find(s, ev.provider, ev.provider_call_id, lock=True)
+        call = await self._known(s, ev, "answer")
         if call is None:
-            log.info("answer for unknown call %s/%s ignored", ev.provider, ev.provider_call_id)
             return None
         leg = await self._leg(s, call.id, ev.agent_id)
         if leg is not None:
@@ -206,9 +205,8 @@ class CallFlow:
         return call
 
     async def dial_ended(self, s: AsyncSession, ev: DialEnded) -> Call | None:
-        call = await self._find(s, ev.provider, ev.provider_call_id, lock=True)
+        call = await self._known(s, ev, "dial result")
         if call is None:
-            log.info("dial result for unknown call %s/%s ignored", ev.provider, ev.provider_call_id)
             return None
         call.dial_outcome = call.dial_outcome or ev.outcome
         if ev.recording_url and not call.recording_url:
@@ -230,9 +228,8 @@ class CallFlow:
         return call
 
     async def ended(self, s: AsyncSession, ev: CallEnded) -> Call | None:
-        call = await self._find(s, ev.provider, ev.provider_call_id, lock=True)
+        call = await self._known(s, ev, "end")
         if call is None:
-            log.info("end of unknown call %s/%s ignored", ev.provider, ev.provider_call_id)
             return None
         call.ended_at = call.ended_at or ev.at
         if call.status == "in_progress":
@@ -250,9 +247,8 @@ class CallFlow:
         return call
 
     async def recording(self, s: AsyncSession, ev: RecordingReady) -> Call | None:
-        call = await self._find(s, ev.provider, ev.provider_call_id, lock=True)
+        call = await self._known(s, ev, "recording")
         if call is None:
-            log.info("recording for unknown call %s/%s ignored", ev.provider, ev.provider_call_id)
             return None
         if ev.voicemail:
             if not call.has_voicemail:
@@ -388,6 +384,15 @@ class CallFlow:
         await s.flush()
 
     # -- look-ups --------------------------------------------------------------------------
+
+    async def _known(
+        self, s: AsyncSession, ev: AgentAnswered | DialEnded | CallEnded | RecordingReady, what: str
+    ) -> Call | None:
+        """The call an event is about, locked; None (and a log line) when we do not know it."""
+        call = await self._find(s, ev.provider, ev.provider_call_id, lock=True)
+        if call is None:
+            log.info("%s for unknown call %s/%s ignored", what, ev.provider, ev.provider_call_id)
+        return call
 
     async def _find(
         self, s: AsyncSession, provider: str, provider_call_id: str, *, lock: bool

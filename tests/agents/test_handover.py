@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from crm.errors import Conflict, InvalidInput, NotFound
 from crm.handover import hand_over
 from crm.models import Agent, Call, Client, Deal, Task
 from tests.bots.conftest import SECRET
+from tests.processes import cli_env, run_cli
 from tests.telephony.conftest import Phones
 
 
@@ -183,21 +182,10 @@ async def test_an_off_duty_owner_does_not_hold_the_client_hostage(phones: Phones
 
 
 def test_agent_remove_from_the_command_line(db_url: str, tmp_path: Path) -> None:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("CRM_")},
-        "CRM_DATABASE_URL": db_url,
-        "PYTHONPATH": str(Path(__file__).parents[2]),
-    }
+    env = cli_env(db_url)
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "gateway.cli", *args],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return run_cli(list(args), env, tmp_path)
 
     alice = json.loads(cli("agent", "add", "Alice", "--phone", "+14155550001", "--json").stdout)
     bob = json.loads(cli("agent", "add", "Bob", "--phone", "+14155550002", "--json").stdout)

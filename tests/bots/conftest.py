@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,15 +16,10 @@ from gateway.app import create_app
 from gateway.keys import CRM, STORE, TELEGRAM
 from gateway.settings import Settings
 from tests.fakes.bot_api import BotApiServer, SentMessage, running_bot_api
+from tests.processes import free_port
 
 SECRET = "test-webhook-secret"
 AiohttpServer = Callable[..., Awaitable[TestServer]]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -3,34 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-CLI = [sys.executable, "-m", "gateway.cli"]
+from tests.processes import cli_env, run_cli, serve_until_healthy
 
 
 def run(
     args: list[str], env: dict[str, str], cwd: Path, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(CLI + args, env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
-    if check:
-        assert done.returncode == 0, done.stderr
-    return done
+    return run_cli(args, env, cwd, check=check)
 
 
 @pytest.fixture
 def env(db_url: str) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
-    return {**clean, "CRM_DATABASE_URL": db_url, "PYTHONPATH": str(Path(__file__).parents[2])}
+    return cli_env(db_url)
 
 
 def as_json(done: subprocess.CompletedProcess[str]) -> Any:
@@ -131,36 +121,10 @@ def test_settings_are_read_from_a_dotenv_file(env: dict[str, str], tmp_path: Pat
     assert done.returncode == 2 and "CRM_PORT" in done.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_serve_answers_health_and_stops_cleanly_on_sigterm(env: dict[str, str], tmp_path: Path) -> None:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [*CLI, "serve"],
-        env={**env, "CRM_PORT": str(port)},
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        body = None
-        for _ in range(100):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
-                    body = json.loads(r.read())
-                    break
-            except OSError:
-                time.sleep(0.1)
-        assert body == {"status": "ok"}
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 0, out
+    body, out, returncode = serve_until_healthy(env, tmp_path)
+    assert body == {"status": "ok"}
+    assert returncode == 0, out
     off_lines = [line for line in out.splitlines() if "channels off" in line]
     assert len(off_lines) == 1
     assert "CRM_TELEGRAM_BOT_TOKEN" in off_lines[0] and "CRM_TWILIO_ACCOUNT_SID" in off_lines[0]

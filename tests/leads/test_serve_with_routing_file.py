@@ -3,29 +3,21 @@ CRM_ROUTING_FILE, and a good one lets it serve."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-CLI = [sys.executable, "-m", "gateway.cli"]
+from tests.processes import cli_env, run_cli, serve_until_healthy
 
 
 @pytest.fixture
 def env(db_url: str) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
-    return {**clean, "CRM_DATABASE_URL": db_url, "PYTHONPATH": str(Path(__file__).parents[2])}
+    return cli_env(db_url)
 
 
 def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(CLI + args, env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
+    return run_cli(args, env, cwd)
 
 
 @pytest.mark.parametrize(
@@ -60,28 +52,6 @@ def test_serve_starts_with_a_good_routing_file(env: dict[str, str], tmp_path: Pa
     assert run(["agent", "add", "Alice", "--phone", "+1 415 555 0001"], env, tmp_path).returncode == 0
     rules = tmp_path / "routing.toml"
     rules.write_text('[[rule]]\ncountry = "US"\nagents = ["(415) 555-0001"]\n', encoding="utf-8")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen(
-        [*CLI, "serve"],
-        env={**env, "CRM_ROUTING_FILE": str(rules), "CRM_PORT": str(port)},
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        body = None
-        for _ in range(100):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
-                    body = json.loads(r.read())
-                    break
-            except OSError:
-                time.sleep(0.1)
-        assert body == {"status": "ok"}
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 0, out
+    body, out, returncode = serve_until_healthy({**env, "CRM_ROUTING_FILE": str(rules)}, tmp_path)
+    assert body == {"status": "ok"}
+    assert returncode == 0, out
