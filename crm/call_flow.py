@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm import notices, outbox, routing, timeline
@@ -23,8 +24,8 @@ from crm.call_states import UNANSWERED, UNANSWERED_STATUS, can_move
 from crm.clients import Clients
 from crm.clock import Clock
 from crm.errors import InvalidInput, InvalidPhone
-from crm.models import Agent, Call, CallLeg, Client, ClientPhone, Interaction, Task
-from crm.phones import format_international, is_anonymous
+from crm.models import CALL_LEGS, CALLS, Agent, Call, CallLeg, Client, ClientPhone, Interaction, Task
+from crm.phones import Phone, format_international, is_anonymous, parse_phone
 
 log = logging.getLogger("crm.calls")
 
@@ -51,7 +52,7 @@ class RingPlan:
     record: bool = True
 
 
-def endpoint(agent: Agent) -> RingTarget | None:
+def endpoint(agent: routing.Ringable) -> RingTarget | None:
     """How to ring an agent: their SIP URI, else their app identity, else their phone."""
     if agent.sip_uri:
         return RingTarget(agent.id, "sip", agent.sip_uri)
@@ -72,44 +73,92 @@ class CallFlow:
 
     async def inbound(self, s: AsyncSession, ev: CallStarted) -> RingPlan:
         """Record an inbound call (once, however often the provider asks) and plan its ringing."""
-        call = await self._find(s, ev.provider, ev.provider_call_id, lock=True)
-        if call is None:
-            client_id = await self._caller(s, ev.from_number)
-            call = Call(
-                provider=ev.provider,
-                provider_call_id=ev.provider_call_id,
-                direction="inbound",
-                from_number=ev.from_number,
-                to_number=ev.to_number,
-                client_id=client_id,
-                status="ringing",
-                started_at=ev.at,
-            )
-            s.add(call)
-            await s.flush()
-            for agent in await self.router.agents_for_call(s, client_id):
-                target = endpoint(agent)
-                if target is not None:
-                    s.add(
-                        CallLeg(call_id=call.id, agent_id=agent.id, kind=target.kind, address=target.address)
-                    )
-            await s.flush()
-            if not await self._legs(s, call.id):
-                # Nobody can take it: the caller goes straight to voicemail.
-                await self._unanswered(s, call, "missed")
-        legs = await self._legs(s, call.id)
-        return RingPlan(
-            call_id=call.id,
-            client_id=call.client_id,
-            targets=[RingTarget(leg.agent_id, leg.kind, leg.address) for leg in legs],
-        )
+        return (await self.inbound_many(s, [ev]))[0]
 
-    async def _caller(self, s: AsyncSession, number: str | None) -> int | None:
-        """The calling client, made now if new; None for withheld or unreadable numbers."""
+    async def inbound_many(self, s: AsyncSession, events: Sequence[CallStarted]) -> list[RingPlan]:
+        """`inbound` for the calls of one group commit, in order: a handful of statements
+        however many calls there are (look up the calls and callers, make the new callers, read
+        the agents, write the calls and their legs)."""
+        plans: dict[tuple[str, str], RingPlan] = {}
+        for provider in {ev.provider for ev in events}:
+            ids = {ev.provider_call_id for ev in events if ev.provider == provider}
+            plans.update(await self._plans_of_logged(s, provider, ids))
+        new: dict[tuple[str, str], CallStarted] = {}
+        for ev in events:
+            key = (ev.provider, ev.provider_call_id)
+            if key not in plans:
+                new.setdefault(key, ev)
+        if new:
+            fresh = list(new.values())
+            phones = [self._caller_phone(ev.from_number) for ev in fresh]
+            callers = await self.clients.find_or_create_by_phones(s, [p for p in phones if p])
+            of_call = [callers[p.e164] if p else None for p in phones]
+            groups = await self.router.ring_groups(s, of_call)
+            result = await s.execute(
+                insert(CALLS).returning(CALLS.c.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "provider": ev.provider,
+                        "provider_call_id": ev.provider_call_id,
+                        "direction": "inbound",
+                        "from_number": ev.from_number,
+                        "to_number": ev.to_number,
+                        "client_id": caller.client_id if caller else None,
+                        "status": "ringing",
+                        "started_at": ev.at,
+                    }
+                    for ev, caller in zip(fresh, of_call, strict=True)
+                ],
+            )
+            call_ids = [int(i) for i in result.scalars()]
+            rings = [[t for t in map(endpoint, group) if t is not None] for group in groups]
+            legs = [
+                {"call_id": call_id, "agent_id": t.agent_id, "kind": t.kind, "address": t.address}
+                for call_id, targets in zip(call_ids, rings, strict=True)
+                for t in targets
+            ]
+            if legs:
+                await s.execute(insert(CALL_LEGS), legs)
+            for ev, call_id, caller, targets in zip(fresh, call_ids, of_call, rings, strict=True):
+                plans[(ev.provider, ev.provider_call_id)] = RingPlan(
+                    call_id, caller.client_id if caller else None, targets
+                )
+                if not targets:
+                    # Nobody can take it: the caller goes straight to voicemail.
+                    call = await s.get(Call, call_id)
+                    assert call is not None  # written just above, in this transaction
+                    await self._unanswered(s, call, "missed")
+        return [plans[(ev.provider, ev.provider_call_id)] for ev in events]
+
+    async def _plans_of_logged(
+        self, s: AsyncSession, provider: str, ids: set[str]
+    ) -> dict[tuple[str, str], RingPlan]:
+        """The ring plans of calls logged already (the provider asked again), as first made."""
+        calls = (
+            await s.execute(
+                select(Call.id, Call.provider_call_id, Call.client_id).where(
+                    Call.provider == provider, Call.provider_call_id.in_(ids)
+                )
+            )
+        ).all()
+        if not calls:
+            return {}
+        legs: dict[int, list[RingTarget]] = {c.id: [] for c in calls}
+        rows = await s.execute(
+            select(CallLeg.call_id, CallLeg.agent_id, CallLeg.kind, CallLeg.address)
+            .where(CallLeg.call_id.in_(legs))
+            .order_by(CallLeg.id)
+        )
+        for row in rows:
+            legs[row.call_id].append(RingTarget(row.agent_id, row.kind, row.address))
+        return {(provider, c.provider_call_id): RingPlan(c.id, c.client_id, legs[c.id]) for c in calls}
+
+    def _caller_phone(self, number: str | None) -> Phone | None:
+        """The caller's number as read; None for withheld or unreadable numbers (no client)."""
         if number is None or is_anonymous(number):
             return None
         try:
-            return (await self.clients.find_or_create_by_phone(s, number)).client_id
+            return parse_phone(number, self.clients.region)
         except InvalidPhone as exc:
             log.info("inbound call from an unreadable number: %s", exc)
             return None
@@ -417,6 +466,22 @@ class CallFlow:
             select(CallLeg.agent_id).where(CallLeg.call_id == call_id, CallLeg.leg_id == leg_id)
         )
         return rows.scalar_one_or_none()
+
+    async def leg_known(
+        self, s: AsyncSession, provider: str, provider_call_id: str, agent_id: int, leg_id: str
+    ) -> bool:
+        """Whether `leg_seen` would change nothing: the leg's id is known (or the call is not)."""
+        row = await s.execute(
+            select(CallLeg.leg_id)
+            .join(Call, Call.id == CallLeg.call_id)
+            .where(
+                Call.provider == provider,
+                Call.provider_call_id == provider_call_id,
+                CallLeg.agent_id == agent_id,
+            )
+        )
+        known = row.one_or_none()
+        return known is None or known.leg_id is not None
 
     async def leg_seen(
         self, s: AsyncSession, provider: str, provider_call_id: str, agent_id: int, leg_id: str

@@ -7,7 +7,7 @@ inside a savepoint, rolls that back, and reads the winner's row.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.clock import Clock
 from crm.errors import Conflict, InvalidInput, InvalidPhone, NotFound
-from crm.models import Agent, Client, ClientEmail, ClientIdentity, ClientPhone
+from crm.models import CLIENT_PHONES, CLIENTS, Agent, Client, ClientEmail, ClientIdentity, ClientPhone
 from crm.paging import Page, paginate
 from crm.phones import Phone, parse_phone, try_normalize
 from crm.text import clean_name, fold, normalize_email, shorten_name
@@ -31,6 +31,14 @@ class Match:
 
     client_id: int
     created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who a number belongs to, and their owner, as an inbound call needs them."""
+
+    client_id: int
+    owner_id: int | None
 
 
 @dataclass(slots=True)
@@ -167,6 +175,40 @@ class Clients:
             lambda: self._id_by_e164(s, phone.e164),
         )
 
+    async def find_or_create_by_phones(self, s: AsyncSession, phones: Sequence[Phone]) -> dict[str, Caller]:
+        """`find_or_create_by_phone` for many numbers at once, in a few statements whatever
+        their count (the inbound-call group commit). Keyed by E.164."""
+        wanted = {p.e164: p for p in phones}
+        found = await self._callers(s, wanted)
+        missing = [p for e164, p in wanted.items() if e164 not in found]
+        if not missing:
+            return found
+        try:
+            async with s.begin_nested():
+                ids = await self._insert_many(s, [p.display for p in missing])
+                await s.execute(
+                    insert(CLIENT_PHONES),
+                    [
+                        {"client_id": i, "e164": p.e164, "raw": p.raw, "position": 0}
+                        for i, p in zip(ids, missing, strict=True)
+                    ],
+                )
+            found.update({p.e164: Caller(i, None) for i, p in zip(ids, missing, strict=True)})
+        except IntegrityError:
+            # Another process took one of the numbers meanwhile: one at a time, as usual.
+            for p in missing:
+                await self.find_or_create_by_phone(s, p.raw)
+            found.update(await self._callers(s, [p.e164 for p in missing]))
+        return found
+
+    async def _callers(self, s: AsyncSession, numbers: Collection[str]) -> dict[str, Caller]:
+        rows = await s.execute(
+            select(ClientPhone.e164, Client.id, Client.owner_id)
+            .join(Client, Client.id == ClientPhone.client_id)
+            .where(ClientPhone.e164.in_(numbers))
+        )
+        return {row.e164: Caller(row.id, row.owner_id) for row in rows}
+
     async def find_or_create_by_email(self, s: AsyncSession, raw: str, *, name: str | None = None) -> Match:
         try:
             address = normalize_email(raw)
@@ -231,23 +273,8 @@ class Clients:
         custom: dict[str, Any] | None = None,
         notes: str | None = None,
     ) -> int:
-        now = self.clock.now()
-        result = await s.execute(
-            insert(Client)
-            .values(
-                kind=kind,
-                name=name,
-                name_folded=fold(name),
-                company_id=company_id,
-                owner_id=owner_id,
-                tags=tags or [],
-                custom=custom or {},
-                notes=notes,
-                created_at=now,
-                updated_at=now,
-            )
-            .returning(Client.id)
-        )
+        values = self._row(name, kind, company_id, owner_id, tags, custom, notes)
+        result = await s.execute(insert(Client).values(**values).returning(Client.id))
         client_id = int(result.scalar_one())
         if phones:
             await s.execute(
@@ -266,6 +293,36 @@ class Clients:
                 ],
             )
         return client_id
+
+    async def _insert_many(self, s: AsyncSession, names: Sequence[str]) -> list[int]:
+        """New people with only a name, in one statement; their ids in the order of `names`."""
+        stmt = insert(CLIENTS).returning(CLIENTS.c.id, sort_by_parameter_order=True)
+        result = await s.execute(stmt, [self._row(name) for name in names])
+        return [int(i) for i in result.scalars()]
+
+    def _row(
+        self,
+        name: str,
+        kind: str = "person",
+        company_id: int | None = None,
+        owner_id: int | None = None,
+        tags: list[str] | None = None,
+        custom: dict[str, Any] | None = None,
+        notes: str | None = None,
+    ) -> dict[str, Any]:
+        now = self.clock.now()
+        return {
+            "kind": kind,
+            "name": name,
+            "name_folded": fold(name),
+            "company_id": company_id,
+            "owner_id": owner_id,
+            "tags": tags or [],
+            "custom": custom or {},
+            "notes": notes,
+            "created_at": now,
+            "updated_at": now,
+        }
 
     # -- create and change ---------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -342,3 +343,11 @@ DEFAULT_STAGES = (
     ("Won", True, False),
     ("Lost", False, True),
 )
+
+
+# The tables of the hot paths' many-row statements, as Core tables: `insert(Call)` with a list
+# of rows goes through the ORM's bulk path, which costs more per row than the write itself.
+CLIENTS: Table = Base.metadata.tables["clients"]
+CLIENT_PHONES: Table = Base.metadata.tables["client_phones"]
+CALLS: Table = Base.metadata.tables["calls"]
+CALL_LEGS: Table = Base.metadata.tables["call_legs"]

@@ -94,13 +94,22 @@ def parse_phone(raw: str, default_region: str) -> Phone:
     ranges, since test and drama numbers (`+44 1632 960…`) and fresh ranges are real to users.
     """
     text = raw.strip()
+    ok, e164_or_reason = _read(text, default_region)
+    if not ok:
+        raise InvalidPhone(e164_or_reason)
+    return Phone(e164=e164_or_reason, raw=text)
+
+
+@lru_cache(maxsize=16_384)
+def _read(text: str, default_region: str) -> tuple[bool, str]:
+    """(True, E.164) or (False, why not). Cached: the same callers and spellings come back, and
+    parsing is the costly part of every webhook that names a number (~20 µs)."""
     if is_anonymous(text):
-        raise InvalidPhone(f"{raw!r}: no number (caller withheld it)")
+        return False, f"{text!r}: no number (caller withheld it)"
     try:
         number = phonenumbers.parse(text, default_region)
     except NumberParseException as exc:
-        reason = _PARSE_ERRORS.get(exc.error_type, "not a phone number")
-        raise InvalidPhone(f"{text}: {reason}") from None
+        return False, f"{text}: {_PARSE_ERRORS.get(exc.error_type, 'not a phone number')}"
     possible = phonenumbers.is_possible_number_with_reason(number)
     if possible not in (
         phonenumbers.ValidationResult.IS_POSSIBLE,
@@ -108,11 +117,10 @@ def parse_phone(raw: str, default_region: str) -> Phone:
     ):
         where = phonenumbers.region_code_for_country_code(number.country_code or 0)
         reason = _POSSIBILITY_ERRORS.get(possible, "not a possible number")
-        raise InvalidPhone(f"{text}: {reason} for {where if where != 'ZZ' else 'any country'}")
+        return False, f"{text}: {reason} for {where if where != 'ZZ' else 'any country'}"
     if possible == phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY:
-        raise InvalidPhone(f"{text}: a local number; add the area code")
-    e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
-    return Phone(e164=e164, raw=text)
+        return False, f"{text}: a local number; add the area code"
+    return True, phonenumbers.format_number(number, PhoneNumberFormat.E164)
 
 
 def normalize(raw: str, default_region: str) -> str:

@@ -14,13 +14,14 @@ import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import phonenumbers
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm.clients import Caller
 from crm.clock import Clock
 from crm.errors import InvalidPhone
 from crm.models import Agent, Client, ClientPhone, RoutingTurn
@@ -152,7 +153,7 @@ async def check_agents(s: AsyncSession, rules: RoutingRules) -> None:
 # -- choosing agents -----------------------------------------------------------------------------
 
 
-def reachable_by_phone_system(agent: Agent) -> bool:
+def reachable_by_phone_system(agent: Ringable) -> bool:
     return bool(agent.sip_uri or agent.client_identity or agent.phone)
 
 
@@ -165,6 +166,23 @@ class Router:
 
     async def agents_for_call(self, s: AsyncSession, client_id: int | None) -> list[Agent]:
         return await agents_for_call(s, client_id, self.rules)
+
+    async def ring_groups(self, s: AsyncSession, callers: Sequence[Caller | None]) -> list[list[OnCall]]:
+        """`agents_for_call` for many calls at once (one group commit): the agents are read once,
+        and the clients' regions only when a rule needs them."""
+        rows = await s.execute(
+            select(Agent.id, Agent.role, Agent.on_duty, Agent.phone, Agent.sip_uri, Agent.client_identity)
+            .where(Agent.removed_at.is_(None))
+            .order_by(Agent.id)
+        )
+        active = [OnCall(*row) for row in rows]
+        regions: dict[int, str | None] = {}
+        if self.rules.rules:
+            regions = await _client_regions(s, {c.client_id for c in callers if c is not None})
+        return [
+            ring_group(c.owner_id if c else None, regions.get(c.client_id) if c else None, active, self.rules)
+            for c in callers
+        ]
 
     async def agent_for(
         self,
@@ -251,22 +269,65 @@ def _by_id(agent_id: int) -> int:
 async def agents_for_call(
     s: AsyncSession, client_id: int | None, rules: RoutingRules = NO_RULES
 ) -> list[Agent]:
-    """The agents to ring at once for a call from this client (possibly none): the owner on
-    duty; else the matching rule's on-duty agents; else everyone on duty; else the admins."""
-    owner = await _owner(s, client_id)
-    if owner is not None and owner.on_duty and reachable_by_phone_system(owner):
+    """The agents to ring at once for a call from this client (see `ring_group`)."""
+    owner_id = None
+    if client_id is not None:
+        owner_id = (await s.execute(select(Client.owner_id).where(Client.id == client_id))).scalar()
+    region = await _client_region(s, client_id) if rules.rules else None
+    return ring_group(owner_id, region, await _active(s), rules)
+
+
+class Ringable(Protocol):
+    """What choosing whom to ring needs of an agent (an `Agent`, or a row of its columns)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def on_duty(self) -> bool: ...
+    @property
+    def phone(self) -> str | None: ...
+    @property
+    def sip_uri(self) -> str | None: ...
+    @property
+    def client_identity(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OnCall:
+    """An agent as whom-to-ring needs them, read without loading the whole row."""
+
+    id: int
+    role: str
+    on_duty: bool
+    phone: str | None
+    sip_uri: str | None
+    client_identity: str | None
+
+
+A = TypeVar("A", bound=Ringable)
+
+
+def ring_group(owner_id: int | None, region: str | None, active: Sequence[A], rules: RoutingRules) -> list[A]:
+    """Whom a call rings, all at once (possibly nobody), from the agents who have not left
+    (`active`, by id): the owner on duty; else the on-duty agents of the first rule matching the
+    client's `region`; else everyone on duty; else the admins. Agents without a phone, SIP URI
+    or app identity cannot be rung and are passed over."""
+    reachable = [a for a in active if reachable_by_phone_system(a)]
+    owner = next((a for a in reachable if a.id == owner_id), None) if owner_id is not None else None
+    if owner is not None and owner.on_duty:
         return [owner]
-    if rules.rules:
-        rule = rules.first_match(source=None, country=await _client_region(s, client_id))
-        if rule is not None:
-            ring = [a for a in await _rule_members(s, rule) if a.on_duty and reachable_by_phone_system(a)]
-            if ring:
-                return ring
-    active = await _active(s)
-    on_duty = [a for a in active if a.on_duty and reachable_by_phone_system(a)]
+    rule = rules.first_match(source=None, country=region) if rules.rules else None
+    if rule is not None:
+        order = {number: i for i, number in enumerate(rule.agents)}
+        members = [a for a in reachable if a.phone in order and a.on_duty]
+        if members:
+            return sorted(members, key=lambda a: (order[a.phone or ""], a.id))
+    on_duty = [a for a in reachable if a.on_duty]
     if on_duty:
         return on_duty
-    return [a for a in active if a.role == "admin" and reachable_by_phone_system(a)]
+    return [a for a in reachable if a.role == "admin"]
 
 
 async def follow_up_agent(s: AsyncSession, client_id: int | None) -> Agent | None:
@@ -316,3 +377,19 @@ async def _client_region(s: AsyncSession, client_id: int | None) -> str | None:
     )
     e164 = row.scalar_one_or_none()
     return region_of(e164) if e164 else None
+
+
+async def _client_regions(s: AsyncSession, client_ids: set[int]) -> dict[int, str | None]:
+    """`_client_region` of many clients in one query."""
+    if not client_ids:
+        return {}
+    rows = await s.execute(
+        select(ClientPhone.client_id, ClientPhone.e164)
+        .where(ClientPhone.client_id.in_(client_ids), ClientPhone.e164.is_not(None))
+        .order_by(ClientPhone.client_id, ClientPhone.position, ClientPhone.id)
+    )
+    regions: dict[int, str | None] = {}
+    for client_id, e164 in rows:
+        if client_id not in regions:
+            regions[client_id] = region_of(e164) if e164 else None
+    return regions

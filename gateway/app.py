@@ -11,6 +11,7 @@ from aiohttp import web
 from bots.context import ClickToCall
 from bots.telegram import TelegramBot
 from crm.clock import Clock
+from crm.group_commit import GroupCommit
 from crm.service import Crm
 from crm.store import Store
 from gateway import cors, health, leads, middlewares, routing_rules, telegram_webhook, twilio_webhooks
@@ -18,6 +19,7 @@ from gateway.api import auth, clients, openapi, records
 from gateway.http import MAX_BODY
 from gateway.keys import (
     CRM,
+    INBOUND_CALLS,
     LEAD_LIMIT,
     MAIL,
     METRICS,
@@ -89,7 +91,9 @@ def _store(settings: Settings, *, upgrade: bool) -> Callable[[web.Application], 
             await store.close()
             raise
         app[STORE] = store
+        app[INBOUND_CALLS] = inbound = GroupCommit(store, app[CRM].calls.inbound_many, name="inbound calls")
         yield
+        await inbound.close()
         await store.close()
 
     return ctx

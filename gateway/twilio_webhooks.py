@@ -11,11 +11,12 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 from multidict import MultiDictProxy
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.call_events import AgentAnswered
 from crm.call_flow import CallFlow
 from gateway.http import error_response
-from gateway.keys import CRM, SETTINGS, STORE
+from gateway.keys import CRM, INBOUND_CALLS, SETTINGS, STORE
 from telephony.twilio import parse, twiml
 from telephony.twilio.parse import PROVIDER, MissingParameter
 from telephony.twilio.signature import is_from_twilio, public_request_url
@@ -67,16 +68,26 @@ def _call_ref(request: web.Request) -> int | None:
     return int(raw) if raw.isdigit() else None
 
 
-async def _parent_sid(request: web.Request, form: Mapping[str, str]) -> str | None:
-    """The provider id of our call: named by the request, or looked up by the `call` we put in
-    the URL (legs and outbound calls carry their own CallSid)."""
+async def _parent_sid(s: AsyncSession, request: web.Request, form: Mapping[str, str]) -> str:
+    """The provider id of our call: looked up by the `call` we put in the URL (legs and outbound
+    calls carry their own CallSid), else named by the request; read in the callback's own unit
+    of work, so a callback is one transaction."""
     call_id = _call_ref(request)
     if call_id is not None:
-        async with request.app[STORE].reading() as s:
-            call = await _flow(request).by_id(s, call_id)
+        call = await _flow(request).by_id(s, call_id)
         if call is not None:
             return call.provider_call_id
-    return form.get("ParentCallSid") or form.get("CallSid") or None
+    sid = form.get("ParentCallSid") or form.get("CallSid")
+    if not sid:
+        raise MissingParameter("CallSid")
+    return sid
+
+
+def _agent_ref(request: web.Request) -> int:
+    raw = request.query.get("agent", "")
+    if not raw.isdigit():
+        raise MissingParameter("agent")
+    return int(raw)
 
 
 def _missing(exc: MissingParameter) -> web.Response:
@@ -111,50 +122,48 @@ def twilio_webhook(path: str) -> Callable[[TwilioHandler], TwilioHandler]:
 async def voice(request: web.Request, form: Form) -> web.Response:
     """A call comes in: find or create the caller, log the call, ring the right agents."""
     event = parse.call_started(form, request.app[CRM].clock.now())
-    async with request.app[STORE].session() as s:
-        plan = await _flow(request).inbound(s, event)
+    plan = await request.app[INBOUND_CALLS].submit(event)
     return _xml(twiml.ring(plan, request.app[SETTINGS].public_url))
 
 
 @twilio_webhook("answered")
 async def answered(request: web.Request, form: Form) -> web.Response:
     """An agent's leg picked up (Twilio fetches this before bridging): pop their card."""
-    agent = request.query.get("agent", "")
-    sid = await _parent_sid(request, form)
-    if sid is None or not agent.isdigit():
-        raise MissingParameter("ParentCallSid" if sid is None else "agent")
-    event = AgentAnswered(PROVIDER, sid, int(agent), form.get("CallSid"), request.app[CRM].clock.now())
+    agent = _agent_ref(request)
     async with request.app[STORE].session() as s:
+        sid = await _parent_sid(s, request, form)
+        event = AgentAnswered(PROVIDER, sid, agent, form.get("CallSid"), request.app[CRM].clock.now())
         await _flow(request).answered(s, event)
     return _xml(twiml.empty())
 
 
 @twilio_webhook("leg")
 async def leg(request: web.Request, form: Form) -> web.Response:
-    """Progress of one agent's leg: remember its id; an answer is an answer."""
-    agent = request.query.get("agent", "")
-    sid = await _parent_sid(request, form)
-    leg_sid = form.get("CallSid")
-    if sid is None or not agent.isdigit() or not leg_sid:
-        raise MissingParameter("CallSid" if not leg_sid else "ParentCallSid" if sid is None else "agent")
+    """Progress of one agent's leg: remember its id; an answer is an answer. Most of these
+    (initiated, ringing, completed) change nothing once the leg's id is known, and are answered
+    after a read, without waiting for a turn to write."""
+    agent = _agent_ref(request)
+    leg_sid = parse.required(form, "CallSid")
     flow = _flow(request)
+    answer = form.get("CallStatus") == "in-progress"
+    if not answer:
+        async with request.app[STORE].reading() as s:
+            sid = await _parent_sid(s, request, form)
+            if await flow.leg_known(s, PROVIDER, sid, agent, leg_sid):
+                return _xml(twiml.empty())
     async with request.app[STORE].session() as s:
-        await flow.leg_seen(s, PROVIDER, sid, int(agent), leg_sid)
-        if form.get("CallStatus") == "in-progress":
-            await flow.answered(
-                s, AgentAnswered(PROVIDER, sid, int(agent), leg_sid, request.app[CRM].clock.now())
-            )
+        sid = await _parent_sid(s, request, form)
+        await flow.leg_seen(s, PROVIDER, sid, agent, leg_sid)
+        if answer:
+            await flow.answered(s, AgentAnswered(PROVIDER, sid, agent, leg_sid, request.app[CRM].clock.now()))
     return _xml(twiml.empty())
 
 
 @twilio_webhook("dial")
 async def dial(request: web.Request, form: Form) -> web.Response:
     """The ringing ended: hang up after a conversation, offer voicemail when nobody took it."""
-    sid = await _parent_sid(request, form)
-    if sid is None:
-        raise MissingParameter("CallSid")
-    event = parse.dial_ended(form, sid, request.app[CRM].clock.now())
     async with request.app[STORE].session() as s:
+        event = parse.dial_ended(form, await _parent_sid(s, request, form), request.app[CRM].clock.now())
         call = await _flow(request).dial_ended(s, event)
     if call is None or event.outcome == "answered" or call.direction == "outbound":
         return _xml(twiml.hang_up())
@@ -174,12 +183,10 @@ async def recording(request: web.Request, form: Form) -> web.Response:
 
 
 async def _recording(request: web.Request, form: Form, *, voicemail: bool) -> web.Response:
-    sid = await _parent_sid(request, form)
-    if sid is None:
-        raise MissingParameter("CallSid")
-    event = parse.recording(form, sid, voicemail=voicemail, at=request.app[CRM].clock.now())
-    if event is not None:
-        async with request.app[STORE].session() as s:
+    async with request.app[STORE].session() as s:
+        sid = await _parent_sid(s, request, form)
+        event = parse.recording(form, sid, voicemail=voicemail, at=request.app[CRM].clock.now())
+        if event is not None:
             await _flow(request).recording(s, event)
     return _xml(twiml.hang_up())
 

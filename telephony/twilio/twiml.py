@@ -6,6 +6,7 @@ Every callback URL named here comes back to `gateway/twilio_webhooks.py`; the no
 
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import Dial, VoiceResponse
@@ -26,29 +27,41 @@ def url(public_url: str, path: str, **query: object) -> str:
 
 def ring(plan: RingPlan, public_url: str) -> str:
     """Ring every target at once; the first to answer gets the caller."""
-    response = VoiceResponse()
     if not plan.targets:
         return voicemail(public_url, plan.call_id)
+    template = _ring_template(tuple(plan.targets), plan.ring_seconds, plan.record, public_url)
+    return template.replace(f"call={_CALL_SLOT}", f"call={plan.call_id}")
+
+
+# Where the call id goes in a cached `ring` answer (it only appears as `call=` in our URLs).
+_CALL_SLOT = "__CALL_ID__"
+
+
+@lru_cache(maxsize=1024)
+def _ring_template(targets: tuple[RingTarget, ...], ring_seconds: int, record: bool, public_url: str) -> str:
+    """`ring`'s TwiML with the call id left as a slot. The answers to calls ringing the same
+    agents differ only by that id, and building one with `VoiceResponse` costs 45-80 µs."""
+    response = VoiceResponse()
     dial = Dial(
-        action=url(public_url, "dial", call=plan.call_id),
+        action=url(public_url, "dial", call=_CALL_SLOT),
         method="POST",
-        timeout=plan.ring_seconds,
+        timeout=ring_seconds,
         answer_on_bridge=True,
-        record="record-from-answer-dual" if plan.record else None,
-        recording_status_callback=url(public_url, "recording", call=plan.call_id) if plan.record else None,
-        recording_status_callback_event="completed" if plan.record else None,
+        record="record-from-answer-dual" if record else None,
+        recording_status_callback=url(public_url, "recording", call=_CALL_SLOT) if record else None,
+        recording_status_callback_event="completed" if record else None,
     )
-    for target in plan.targets:
-        _noun(dial, target, public_url, plan.call_id)
+    for target in targets:
+        _noun(dial, target, public_url, _CALL_SLOT)
     response.append(dial)
     return str(response)
 
 
-def _noun(dial: Dial, target: RingTarget, public_url: str, call_id: int) -> None:
+def _noun(dial: Dial, target: RingTarget, public_url: str, call_ref: str) -> None:
     options = {
-        "url": url(public_url, "answered", call=call_id, agent=target.agent_id),
+        "url": url(public_url, "answered", call=call_ref, agent=target.agent_id),
         "method": "POST",
-        "status_callback": url(public_url, "leg", call=call_id, agent=target.agent_id),
+        "status_callback": url(public_url, "leg", call=call_ref, agent=target.agent_id),
         "status_callback_event": LEG_EVENTS,
         "status_callback_method": "POST",
     }

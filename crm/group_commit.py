@@ -1,0 +1,86 @@
+"""Group commit: the writes of concurrent requests share one transaction, and each request is
+answered after that transaction has committed.
+
+A request hands its item to `submit` and waits. While one batch is being written, the items
+that arrive queue up and become the next batch, so under load a batch holds about as many
+items as requests arrived during one write, and the per-transaction costs (BEGIN, the write
+lock, the commit, each statement's round trip) are paid once per batch instead of once per
+request. Idle, a batch is one item and nothing waits for a timer.
+
+Durability is the caller's as before: `submit` returns only once the batch's transaction has
+committed. When a batch fails, its items are retried one per transaction, so a bad item fails
+alone and the others are still written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm.store import Store
+
+log = logging.getLogger("crm.group_commit")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+Apply = Callable[[AsyncSession, Sequence[T]], Awaitable[Sequence[R]]]
+
+
+class GroupCommit(Generic[T, R]):
+    """Batches `apply(session, items) -> results` (one result per item, in order)."""
+
+    def __init__(self, store: Store, apply: Apply[T, R], *, name: str, max_batch: int = 256) -> None:
+        self.store = store
+        self.apply = apply
+        self.name = name
+        self.max_batch = max_batch
+        self._queue: list[tuple[T, asyncio.Future[R]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def submit(self, item: T) -> R:
+        """`item`'s result, once it is committed (with whatever else came meanwhile)."""
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_all(), name=f"group commit: {self.name}")
+        # A caller that goes away (its client hung up) does not cancel the write of the others.
+        return await asyncio.shield(future)
+
+    async def close(self) -> None:
+        """Wait for what was submitted to be written."""
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
+
+    async def _write_all(self) -> None:
+        try:
+            while self._queue:
+                batch = self._queue[: self.max_batch]
+                del self._queue[: self.max_batch]
+                await self._write(batch)
+        finally:
+            self._writer = None
+
+    async def _write(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        import time
+
+        try:
+            async with self.store.session() as s:
+                results = await self.apply(s, [item for item, _ in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                item_future = batch[0][1]
+                if not item_future.done():
+                    item_future.set_exception(exc)
+                return
+            log.warning("%s: a batch of %d failed; writing its items one by one", self.name, len(batch))
+            for one in batch:
+                await self._write([one])
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
