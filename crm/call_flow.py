@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import bindparam, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from crm import notices, outbox, routing, timeline
 from crm.call_events import AgentAnswered, CallEnded, CallStarted, DialEnded, RecordingReady
@@ -30,6 +31,18 @@ from crm.phones import Phone, format_international, is_anonymous, parse_phone
 log = logging.getLogger("crm.calls")
 
 RING_SECONDS = 20
+
+# `log_inbound`'s statements, built once (see `Store.write_sync`).
+_LOGGED = select(Call.id, Call.provider_call_id, Call.client_id).where(
+    Call.provider == bindparam("provider"), Call.provider_call_id.in_(bindparam("ids", expanding=True))
+)
+_LEGS_OF = (
+    select(CallLeg.call_id, CallLeg.agent_id, CallLeg.kind, CallLeg.address)
+    .where(CallLeg.call_id.in_(bindparam("calls", expanding=True)))
+    .order_by(CallLeg.id)
+)
+_INSERT_CALLS = insert(CALLS).returning(CALLS.c.id, sort_by_parameter_order=True)
+_INSERT_LEGS = insert(CALL_LEGS)
 # A call whose caller has hung up, but whose ringing result never came, is missed after this.
 ENDED_GRACE = timedelta(seconds=15)
 
@@ -71,18 +84,16 @@ class CallFlow:
 
     # -- inbound ---------------------------------------------------------------------------
 
-    async def inbound(self, s: AsyncSession, ev: CallStarted) -> RingPlan:
-        """Record an inbound call (once, however often the provider asks) and plan its ringing."""
-        return (await self.inbound_many(s, [ev]))[0]
-
-    async def inbound_many(self, s: AsyncSession, events: Sequence[CallStarted]) -> list[RingPlan]:
-        """`inbound` for the calls of one group commit, in order: a handful of statements
-        however many calls there are (look up the calls and callers, make the new callers, read
-        the agents, write the calls and their legs)."""
+    def log_inbound(self, s: Session, events: Sequence[CallStarted]) -> list[RingPlan]:
+        """Record inbound calls (each once, however often the provider asks) and plan their
+        ringing, in order. For one group commit: a handful of statements however many calls
+        (look up the calls and the callers, make the new callers, read the agents, write the
+        calls and their legs), in plain SQLAlchemy so that `Store.write_sync` can run it in one
+        go. A plan without targets still needs `nobody_to_ring`."""
         plans: dict[tuple[str, str], RingPlan] = {}
         for provider in {ev.provider for ev in events}:
             ids = {ev.provider_call_id for ev in events if ev.provider == provider}
-            plans.update(await self._plans_of_logged(s, provider, ids))
+            plans.update(self._plans_of_logged(s, provider, ids))
         new: dict[tuple[str, str], CallStarted] = {}
         for ev in events:
             key = (ev.provider, ev.provider_call_id)
@@ -91,11 +102,12 @@ class CallFlow:
         if new:
             fresh = list(new.values())
             phones = [self._caller_phone(ev.from_number) for ev in fresh]
-            callers = await self.clients.find_or_create_by_phones(s, [p for p in phones if p])
+            callers = self.clients.find_or_create_by_phones(s, [p for p in phones if p])
             of_call = [callers[p.e164] if p else None for p in phones]
-            groups = await self.router.ring_groups(s, of_call)
-            result = await s.execute(
-                insert(CALLS).returning(CALLS.c.id, sort_by_parameter_order=True),
+            groups = self.router.ring_groups(s, of_call)
+            conn = s.connection()
+            result = conn.execute(
+                _INSERT_CALLS,
                 [
                     {
                         "provider": ev.provider,
@@ -118,37 +130,28 @@ class CallFlow:
                 for t in targets
             ]
             if legs:
-                await s.execute(insert(CALL_LEGS), legs)
+                conn.execute(_INSERT_LEGS, legs)
             for ev, call_id, caller, targets in zip(fresh, call_ids, of_call, rings, strict=True):
                 plans[(ev.provider, ev.provider_call_id)] = RingPlan(
                     call_id, caller.client_id if caller else None, targets
                 )
-                if not targets:
-                    # Nobody can take it: the caller goes straight to voicemail.
-                    call = await s.get(Call, call_id)
-                    assert call is not None  # written just above, in this transaction
-                    await self._unanswered(s, call, "missed")
         return [plans[(ev.provider, ev.provider_call_id)] for ev in events]
 
-    async def _plans_of_logged(
-        self, s: AsyncSession, provider: str, ids: set[str]
-    ) -> dict[tuple[str, str], RingPlan]:
+    async def nobody_to_ring(self, s: AsyncSession, call_id: int) -> None:
+        """Nobody can take this call: the caller goes straight to voicemail, and it is followed
+        up as missed (once, however often this is asked)."""
+        call = await s.get(Call, call_id, with_for_update=True)
+        if call is not None:
+            await self._unanswered(s, call, "missed")
+
+    def _plans_of_logged(self, s: Session, provider: str, ids: set[str]) -> dict[tuple[str, str], RingPlan]:
         """The ring plans of calls logged already (the provider asked again), as first made."""
-        calls = (
-            await s.execute(
-                select(Call.id, Call.provider_call_id, Call.client_id).where(
-                    Call.provider == provider, Call.provider_call_id.in_(ids)
-                )
-            )
-        ).all()
+        conn = s.connection()
+        calls = conn.execute(_LOGGED, {"provider": provider, "ids": list(ids)}).all()
         if not calls:
             return {}
         legs: dict[int, list[RingTarget]] = {c.id: [] for c in calls}
-        rows = await s.execute(
-            select(CallLeg.call_id, CallLeg.agent_id, CallLeg.kind, CallLeg.address)
-            .where(CallLeg.call_id.in_(legs))
-            .order_by(CallLeg.id)
-        )
+        rows = conn.execute(_LEGS_OF, {"calls": list(legs)})
         for row in rows:
             legs[row.call_id].append(RingTarget(row.agent_id, row.kind, row.address))
         return {(provider, c.provider_call_id): RingPlan(c.id, c.client_id, legs[c.id]) for c in calls}

@@ -8,12 +8,14 @@ inside a savepoint, rolls that back, and reads the winner's row.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import exists, func, insert, or_, select, update
+from sqlalchemy import bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from crm.clock import Clock
 from crm.errors import Conflict, InvalidInput, InvalidPhone, NotFound
@@ -23,6 +25,16 @@ from crm.phones import Phone, parse_phone, try_normalize
 from crm.text import clean_name, fold, normalize_email, shorten_name
 
 KINDS = ("person", "company")
+
+# The statements of `find_or_create_by_phones`, built once: building and keying a statement
+# costs more than SQLite takes to run it (see `Store.write_sync`).
+_CALLERS = (
+    select(ClientPhone.e164, Client.id, Client.owner_id)
+    .join(Client, Client.id == ClientPhone.client_id)
+    .where(ClientPhone.e164.in_(bindparam("numbers", expanding=True)))
+)
+_INSERT_CLIENTS = insert(CLIENTS).returning(CLIENTS.c.id, sort_by_parameter_order=True)
+_INSERT_PHONES = insert(CLIENT_PHONES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,39 +187,46 @@ class Clients:
             lambda: self._id_by_e164(s, phone.e164),
         )
 
-    async def find_or_create_by_phones(self, s: AsyncSession, phones: Sequence[Phone]) -> dict[str, Caller]:
+    def find_or_create_by_phones(self, s: Session, phones: Sequence[Phone]) -> dict[str, Caller]:
         """`find_or_create_by_phone` for many numbers at once, in a few statements whatever
-        their count (the inbound-call group commit). Keyed by E.164."""
+        their count. Plain (blocking) SQLAlchemy: the inbound-call group commit runs it in one
+        go (see `Store.write_sync`). Keyed by E.164."""
         wanted = {p.e164: p for p in phones}
-        found = await self._callers(s, wanted)
+        found = self._callers(s, wanted)
         missing = [p for e164, p in wanted.items() if e164 not in found]
         if not missing:
             return found
         try:
-            async with s.begin_nested():
-                ids = await self._insert_many(s, [p.display for p in missing])
-                await s.execute(
-                    insert(CLIENT_PHONES),
-                    [
-                        {"client_id": i, "e164": p.e164, "raw": p.raw, "position": 0}
-                        for i, p in zip(ids, missing, strict=True)
-                    ],
-                )
+            with s.begin_nested():
+                ids = self._insert_people(s, missing)
             found.update({p.e164: Caller(i, None) for i, p in zip(ids, missing, strict=True)})
         except IntegrityError:
-            # Another process took one of the numbers meanwhile: one at a time, as usual.
+            # Another process took one of the numbers meanwhile: one at a time; the loser of a
+            # race reads the winner's row.
             for p in missing:
-                await self.find_or_create_by_phone(s, p.raw)
-            found.update(await self._callers(s, [p.e164 for p in missing]))
+                with suppress(IntegrityError), s.begin_nested():
+                    self._insert_people(s, [p])
+            found.update(self._callers(s, [p.e164 for p in missing]))
         return found
 
-    async def _callers(self, s: AsyncSession, numbers: Collection[str]) -> dict[str, Caller]:
-        rows = await s.execute(
-            select(ClientPhone.e164, Client.id, Client.owner_id)
-            .join(Client, Client.id == ClientPhone.client_id)
-            .where(ClientPhone.e164.in_(numbers))
-        )
+    def _callers(self, s: Session, numbers: Collection[str]) -> dict[str, Caller]:
+        rows = s.connection().execute(_CALLERS, {"numbers": list(numbers)})
         return {row.e164: Caller(row.id, row.owner_id) for row in rows}
+
+    def _insert_people(self, s: Session, phones: Sequence[Phone]) -> list[int]:
+        """New people named after their number, in two statements; their ids in order."""
+        conn = s.connection()
+        ids = [
+            int(i) for i in conn.execute(_INSERT_CLIENTS, [self._row(p.display) for p in phones]).scalars()
+        ]
+        conn.execute(
+            _INSERT_PHONES,
+            [
+                {"client_id": i, "e164": p.e164, "raw": p.raw, "position": 0}
+                for i, p in zip(ids, phones, strict=True)
+            ],
+        )
+        return ids
 
     async def find_or_create_by_email(self, s: AsyncSession, raw: str, *, name: str | None = None) -> Match:
         try:
@@ -293,12 +312,6 @@ class Clients:
                 ],
             )
         return client_id
-
-    async def _insert_many(self, s: AsyncSession, names: Sequence[str]) -> list[int]:
-        """New people with only a name, in one statement; their ids in the order of `names`."""
-        stmt = insert(CLIENTS).returning(CLIENTS.c.id, sort_by_parameter_order=True)
-        result = await s.execute(stmt, [self._row(name) for name in names])
-        return [int(i) for i in result.scalars()]
 
     def _row(
         self,

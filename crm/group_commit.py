@@ -7,9 +7,9 @@ items as requests arrived during one write, and the per-transaction costs (BEGIN
 lock, the commit, each statement's round trip) are paid once per batch instead of once per
 request. Idle, a batch is one item and nothing waits for a timer.
 
-Durability is the caller's as before: `submit` returns only once the batch's transaction has
-committed. When a batch fails, its items are retried one per transaction, so a bad item fails
-alone and the others are still written.
+Durability stays the writer's: `apply` returns once its transaction has committed, and only
+then are the requests answered. When a batch fails, its items are written again one at a time,
+so a bad item fails alone and the others are still written.
 """
 
 from __future__ import annotations
@@ -19,23 +19,19 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from crm.store import Store
-
 log = logging.getLogger("crm.group_commit")
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-Apply = Callable[[AsyncSession, Sequence[T]], Awaitable[Sequence[R]]]
-
 
 class GroupCommit(Generic[T, R]):
-    """Batches `apply(session, items) -> results` (one result per item, in order)."""
+    """Batches calls of `apply(items) -> results` (one result per item, in order), which writes
+    and commits the items in one transaction."""
 
-    def __init__(self, store: Store, apply: Apply[T, R], *, name: str, max_batch: int = 256) -> None:
-        self.store = store
+    def __init__(
+        self, apply: Callable[[Sequence[T]], Awaitable[Sequence[R]]], *, name: str, max_batch: int = 256
+    ) -> None:
         self.apply = apply
         self.name = name
         self.max_batch = max_batch
@@ -66,16 +62,12 @@ class GroupCommit(Generic[T, R]):
             self._writer = None
 
     async def _write(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
-        import time
-
         try:
-            async with self.store.session() as s:
-                results = await self.apply(s, [item for item, _ in batch])
+            results = await self.apply([item for item, _ in batch])
         except Exception as exc:
             if len(batch) == 1:
-                item_future = batch[0][1]
-                if not item_future.done():
-                    item_future.set_exception(exc)
+                if not batch[0][1].done():
+                    batch[0][1].set_exception(exc)
                 return
             log.warning("%s: a batch of %d failed; writing its items one by one", self.name, len(batch))
             for one in batch:

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import phonenumbers
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from crm.clients import Caller
 from crm.clock import Clock
@@ -28,6 +29,18 @@ from crm.models import Agent, Client, ClientPhone, RoutingTurn
 from crm.phones import parse_phone, region_of
 
 RULE_KEYS = frozenset({"source", "country", "agents"})
+
+# `Router.ring_groups`' statements, built once (it runs in every inbound-call group commit).
+_ON_CALL = (
+    select(Agent.id, Agent.role, Agent.on_duty, Agent.phone, Agent.sip_uri, Agent.client_identity)
+    .where(Agent.removed_at.is_(None))
+    .order_by(Agent.id)
+)
+_FIRST_PHONES = (
+    select(ClientPhone.client_id, ClientPhone.e164)
+    .where(ClientPhone.client_id.in_(bindparam("ids", expanding=True)), ClientPhone.e164.is_not(None))
+    .order_by(ClientPhone.client_id, ClientPhone.position, ClientPhone.id)
+)
 EVERYONE = "on-duty"
 ADMINS = "admins"
 
@@ -167,18 +180,13 @@ class Router:
     async def agents_for_call(self, s: AsyncSession, client_id: int | None) -> list[Agent]:
         return await agents_for_call(s, client_id, self.rules)
 
-    async def ring_groups(self, s: AsyncSession, callers: Sequence[Caller | None]) -> list[list[OnCall]]:
-        """`agents_for_call` for many calls at once (one group commit): the agents are read once,
-        and the clients' regions only when a rule needs them."""
-        rows = await s.execute(
-            select(Agent.id, Agent.role, Agent.on_duty, Agent.phone, Agent.sip_uri, Agent.client_identity)
-            .where(Agent.removed_at.is_(None))
-            .order_by(Agent.id)
-        )
-        active = [OnCall(*row) for row in rows]
+    def ring_groups(self, s: Session, callers: Sequence[Caller | None]) -> list[list[OnCall]]:
+        """`agents_for_call` for many calls at once (one group commit, in plain SQLAlchemy): the
+        agents are read once, and the clients' regions only when a rule needs them."""
+        active = [OnCall(*row) for row in s.connection().execute(_ON_CALL)]
         regions: dict[int, str | None] = {}
         if self.rules.rules:
-            regions = await _client_regions(s, {c.client_id for c in callers if c is not None})
+            regions = _client_regions(s, {c.client_id for c in callers if c is not None})
         return [
             ring_group(c.owner_id if c else None, regions.get(c.client_id) if c else None, active, self.rules)
             for c in callers
@@ -379,15 +387,11 @@ async def _client_region(s: AsyncSession, client_id: int | None) -> str | None:
     return region_of(e164) if e164 else None
 
 
-async def _client_regions(s: AsyncSession, client_ids: set[int]) -> dict[int, str | None]:
+def _client_regions(s: Session, client_ids: set[int]) -> dict[int, str | None]:
     """`_client_region` of many clients in one query."""
     if not client_ids:
         return {}
-    rows = await s.execute(
-        select(ClientPhone.client_id, ClientPhone.e164)
-        .where(ClientPhone.client_id.in_(client_ids), ClientPhone.e164.is_not(None))
-        .order_by(ClientPhone.client_id, ClientPhone.position, ClientPhone.id)
-    )
+    rows = s.connection().execute(_FIRST_PHONES, {"ids": list(client_ids)})
     regions: dict[int, str | None] = {}
     for client_id, e164 in rows:
         if client_id not in regions:

@@ -11,7 +11,7 @@ from aiohttp import web
 from bots.context import ClickToCall
 from bots.telegram import TelegramBot
 from crm.clock import Clock
-from crm.group_commit import GroupCommit
+from crm.inbound_calls import InboundCalls
 from crm.service import Crm
 from crm.store import Store
 from gateway import cors, health, leads, middlewares, routing_rules, telegram_webhook, twilio_webhooks
@@ -33,7 +33,7 @@ from gateway.keys import (
 from gateway.metrics import Metrics
 from gateway.ratelimit import SlidingWindow
 from gateway.settings import Settings
-from gateway.workers import CallSweeper, Reminders
+from gateway.workers import CallSweeper, Reminders, WalCheckpoints
 from mail.sender import MailSender, SmtpServer
 from telephony.twilio.dialer import TwilioDialer
 from telephony.twilio.parse import PROVIDER
@@ -91,7 +91,7 @@ def _store(settings: Settings, *, upgrade: bool) -> Callable[[web.Application], 
             await store.close()
             raise
         app[STORE] = store
-        app[INBOUND_CALLS] = inbound = GroupCommit(store, app[CRM].calls.inbound_many, name="inbound calls")
+        app[INBOUND_CALLS] = inbound = InboundCalls(store, app[CRM].calls)
         yield
         await inbound.close()
         await store.close()
@@ -100,13 +100,17 @@ def _store(settings: Settings, *, upgrade: bool) -> Callable[[web.Application], 
 
 
 async def _workers(app: web.Application) -> AsyncIterator[None]:
-    """The domain's own background work: task reminders and the sweep of silent calls."""
+    """Background work: task reminders, the sweep of silent calls, SQLite's checkpoints."""
     reminders = Reminders(app[STORE], app[CRM])
     sweeper = CallSweeper(app[STORE], app[CRM], timeout_s=app[SETTINGS].missed_call_timeout)
     app[REMINDERS], app[SWEEPER] = reminders, sweeper
+    checkpoints = WalCheckpoints(app[STORE], app[CRM])
     reminders.start()
     sweeper.start()
+    if app[STORE].is_sqlite:
+        checkpoints.start()
     yield
+    await checkpoints.stop()
     await sweeper.stop()
     await reminders.stop()
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bots.telegram import TelegramBot
-from crm.call_events import CallStarted
-from crm.call_flow import RingPlan
-from crm.group_commit import GroupCommit
+from crm.inbound_calls import InboundCalls
 from crm.service import Crm
 from crm.store import Store
 from gateway.metrics import Metrics
@@ -28,4 +26,4 @@ TWILIO = web.AppKey("twilio", TwilioRest)
 MAIL = web.AppKey("mail", MailSender)
 LEAD_LIMIT = web.AppKey("lead_limit", SlidingWindow)
 # First rings of inbound calls, written in group commits (see `crm.group_commit`).
-INBOUND_CALLS = web.AppKey("inbound_calls", GroupCommit[CallStarted, RingPlan])
+INBOUND_CALLS = web.AppKey("inbound_calls", InboundCalls)

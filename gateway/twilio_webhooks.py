@@ -122,7 +122,7 @@ def twilio_webhook(path: str) -> Callable[[TwilioHandler], TwilioHandler]:
 async def voice(request: web.Request, form: Form) -> web.Response:
     """A call comes in: find or create the caller, log the call, ring the right agents."""
     event = parse.call_started(form, request.app[CRM].clock.now())
-    plan = await request.app[INBOUND_CALLS].submit(event)
+    plan = await request.app[INBOUND_CALLS].start(event)
     return _xml(twiml.ring(plan, request.app[SETTINGS].public_url))
 
 

@@ -1,5 +1,5 @@
-"""Background work of the domain that runs inside the gateway: task reminders, and the sweep of
-calls whose callbacks never came."""
+"""Background work that runs inside the gateway: task reminders, the sweep of calls whose
+callbacks never came, and SQLite's checkpoints."""
 
 from __future__ import annotations
 
@@ -97,3 +97,17 @@ class CallSweeper(Periodic):
         if swept:
             log.info("calls %s never reported an answer: marked missed", swept)
         return swept
+
+
+class WalCheckpoints(Periodic):
+    """SQLite: copies the write-ahead log into the database file every second. Otherwise the
+    commit that fills the log does it, and the webhook behind that commit waits for the disk."""
+
+    name = "wal-checkpoints"
+
+    async def run_once(self) -> list[int]:
+        await self.store.checkpoint()
+        return []
+
+    async def sleep_for(self) -> float:
+        return 1.0

@@ -1,5 +1,5 @@
-"""Group commit (`crm.group_commit`): concurrent items share one transaction, each gets its own
-result once committed, and an item that cannot be written fails alone."""
+"""Group commit (`crm.group_commit`, used by `crm.inbound_calls`): concurrent calls share one
+transaction, each gets its own result once committed, and one that cannot be written fails alone."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from crm.call_events import CallStarted
 from crm.call_flow import RingPlan
-from crm.group_commit import GroupCommit
+from crm.inbound_calls import InboundCalls
 from crm.models import Call, Client
 from crm.service import Crm
 from crm.store import Store
@@ -28,14 +28,14 @@ def started(sid: Any, number: str | None) -> CallStarted:
 async def test_a_bad_item_fails_alone_and_the_rest_of_its_batch_is_written(
     store: Store, crm: Crm, caplog: pytest.LogCaptureFixture
 ) -> None:
-    calls: GroupCommit[CallStarted, RingPlan] = GroupCommit(store, crm.calls.inbound_many, name="test")
+    calls = InboundCalls(store, crm.calls)
     events = [started(f"CA{k:032d}", f"+1628555{k:04d}") for k in range(9)]
     poisoned = started(None, "+16285559999")  # no provider id: the database refuses the row
     results = await asyncio.gather(
-        *(calls.submit(ev) for ev in [*events[:4], poisoned, *events[4:]]), return_exceptions=True
+        *(calls.start(ev) for ev in [*events[:4], poisoned, *events[4:]]), return_exceptions=True
     )
     await calls.close()
-    assert "a batch of 10 failed; writing its items one by one" in caplog.text
+    assert "inbound calls: a batch of 10 failed; writing its items one by one" in caplog.text
     assert isinstance(results[4], IntegrityError)
     plans = [r for r in results if isinstance(r, RingPlan)]
     assert len(plans) == 9 and len({p.call_id for p in plans}) == 9
@@ -47,9 +47,9 @@ async def test_a_bad_item_fails_alone_and_the_rest_of_its_batch_is_written(
 
 
 async def test_results_come_back_in_order_and_only_after_the_commit(store: Store, crm: Crm) -> None:
-    calls: GroupCommit[CallStarted, RingPlan] = GroupCommit(store, crm.calls.inbound_many, name="test")
+    calls = InboundCalls(store, crm.calls)
     events = [started(f"CA{k:032d}", f"+1628555{k:04d}") for k in range(5)]
-    plans = await asyncio.gather(*(calls.submit(ev) for ev in events))
+    plans = await asyncio.gather(*(calls.start(ev) for ev in events))
     async with store.reading() as s:  # another connection sees every call a result named
         rows = {r.id: r.provider_call_id for r in await s.execute(select(Call.id, Call.provider_call_id))}
     assert [rows[p.call_id] for p in plans] == [ev.provider_call_id for ev in events]
@@ -57,10 +57,8 @@ async def test_results_come_back_in_order_and_only_after_the_commit(store: Store
 
 @pytest.mark.parametrize("batch", [1, 3])
 async def test_more_items_than_a_batch_holds_are_all_written(store: Store, crm: Crm, batch: int) -> None:
-    calls: GroupCommit[CallStarted, RingPlan] = GroupCommit(
-        store, crm.calls.inbound_many, name="test", max_batch=batch
-    )
+    calls = InboundCalls(store, crm.calls, max_batch=batch)
     events = [started(f"CA{k:032d}", "+16285550001") for k in range(7)]
-    plans = await asyncio.gather(*(calls.submit(ev) for ev in events))
+    plans = await asyncio.gather(*(calls.start(ev) for ev in events))
     assert len({p.call_id for p in plans}) == 7
     assert len({p.client_id for p in plans}) == 1  # one caller, one client, across batches
