@@ -8,7 +8,10 @@ plain `BEGIN` and never wait for writers.
 SQLite has one write lock per file. Inside one process, write units of work take turns on an
 `asyncio.Lock` before they begin: a waiter is woken the moment the lock is free, where SQLite's
 own busy handler would sleep in steps of up to 100 ms (which made the p99 of every webhook
-seconds long under load). The busy timeout still covers writers in other processes.
+seconds long under load). Write units of work then run on the loop's own thread
+(`crm.sqlite_inline`), where a statement costs what SQLite takes, not three round trips to
+aiosqlite's thread; a writer of another process is waited for with asyncio sleeps. Reads keep
+aiosqlite, since a search or a report may take long enough to matter to the loop.
 """
 
 from __future__ import annotations
@@ -16,14 +19,12 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, closing, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine as create_blocking_engine
 from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import (
@@ -34,7 +35,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session
 
-from crm import outbox
+from crm import outbox, sqlite_inline
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -55,12 +56,26 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             max_overflow=pool_size,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         )
-        _tune_sqlite(engine.sync_engine)
+        _tune_sqlite(engine.sync_engine, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
         return engine
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
-def _tune_sqlite(engine: Engine) -> None:
+def _create_inline_write_engine(url: str, path: str) -> AsyncEngine:
+    """SQLite's engine for write units of work (`crm.sqlite_inline`): they take turns, so two
+    connections are plenty, and the one in use keeps its page cache warm."""
+    engine = create_async_engine(
+        url,
+        pool_size=1,
+        max_overflow=1,
+        async_creator=sqlite_inline.connector(path, busy_timeout_s=SQLITE_BUSY_TIMEOUT_MS / 1000),
+    )
+    # No busy timeout inside SQLite: the wait for another process's lock is an asyncio sleep.
+    _tune_sqlite(engine.sync_engine, busy_timeout_ms=0)
+    return engine
+
+
+def _tune_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # We emit BEGIN ourselves (below); sqlite3's own would skip SELECTs and SAVEPOINTs.
@@ -69,7 +84,7 @@ def _tune_sqlite(engine: Engine) -> None:
         for pragma in (
             "PRAGMA journal_mode=WAL",
             "PRAGMA synchronous=NORMAL",
-            f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+            f"PRAGMA busy_timeout={busy_timeout_ms}",
             f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES}",
             "PRAGMA foreign_keys=ON",
         ):
@@ -89,19 +104,16 @@ class Store:
         self.url = url
         self.engine = create_engine(url, pool_size=pool_size)
         self.is_sqlite = url.startswith("sqlite")
-        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._outbox_listeners: list[Callable[[], None]] = []
         self._write_turn: asyncio.Lock | None = None
         self._file: str | None = None
+        self._write_engine = self.engine
         if self.is_sqlite:
-            self._file = make_url(url).database or None
             self._write_turn = asyncio.Lock()
-            # `write_sync`'s own connection, on a thread of its own.
-            self._blocking = create_blocking_engine(
-                make_url(url).set(drivername="sqlite+pysqlite"), pool_size=1
-            )
-            _tune_sqlite(self._blocking)
-            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+            self._file = make_url(url).database or None
+            if self._file and self._file != ":memory:":
+                self._write_engine = _create_inline_write_engine(url, self._file)
+        self._sessions = async_sessionmaker(self._write_engine, expire_on_commit=False)
         self._reads = async_sessionmaker(
             self.engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False
         )
@@ -119,30 +131,11 @@ class Store:
                 wake()
 
     async def write_sync(self, work: Callable[[Session], R]) -> R:
-        """Run `work`, plain (blocking) SQLAlchemy, as one write unit of work.
-
-        For short hot-path transactions. Through aiosqlite every statement is three hops
-        between the event loop and aiosqlite's thread (~300 µs, most of a short statement's
-        cost); here, on SQLite, the whole transaction is one hop to a writer thread with its
-        own connection, taken in turn with the other writers of this process. On PostgreSQL it
-        runs in an async session (`AsyncSession.run_sync`).
-        """
-        if self._write_turn is None:
-            async with self.session() as s:
-                return await s.run_sync(work)
-        async with self._write_turn:
-            loop = asyncio.get_running_loop()
-            result, enqueued = await loop.run_in_executor(self._writer, self._write_now, work)
-        if enqueued:
-            for wake in self._outbox_listeners:
-                wake()
-        return result
-
-    def _write_now(self, work: Callable[[Session], R]) -> tuple[R, bool]:
-        with Session(self._blocking, expire_on_commit=False) as s:
-            with s.begin():
-                result = work(s)
-            return result, bool(s.info.pop(outbox.DIRTY, False))
+        """Run `work`, plain (blocking) SQLAlchemy, as one write unit of work
+        (`AsyncSession.run_sync`): for hot paths, which then build no ORM objects and await
+        nothing between statements."""
+        async with self.session() as s:
+            return await s.run_sync(work)
 
     def _writer_turn(self) -> AbstractAsyncContextManager[object]:
         """This process's turn to write (SQLite); PostgreSQL locks rows, so there is no turn."""
@@ -177,9 +170,8 @@ class Store:
 
     async def close(self) -> None:
         await self.engine.dispose()
-        if self.is_sqlite:
-            await asyncio.get_running_loop().run_in_executor(self._writer, self._blocking.dispose)
-            self._writer.shutdown()
+        if self._write_engine is not self.engine:
+            await self._write_engine.dispose()
 
 
 def _checkpoint(path: str) -> None:

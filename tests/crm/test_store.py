@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import time
+
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from crm.store import Store
 from tests.databases import backend
@@ -31,13 +35,49 @@ async def test_upgrading_twice_changes_nothing(store: Store) -> None:
 
 @pytest.mark.skipif(backend() != "sqlite", reason="SQLite pragmas")
 async def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout(store: Store) -> None:
+    for unit in (store.session, store.reading):
+        async with unit() as s:
+            mode = (await s.execute(text("PRAGMA journal_mode"))).scalar_one()
+            fks = (await s.execute(text("PRAGMA foreign_keys"))).scalar_one()
+            timeout = (await s.execute(text("PRAGMA busy_timeout"))).scalar_one()
+            sync = (await s.execute(text("PRAGMA synchronous"))).scalar_one()
+        assert (mode, fks, sync) == ("wal", 1, 1)
+        # Writers run on the event loop's thread and wait for a lock with asyncio sleeps
+        # (crm.sqlite_inline), not inside SQLite; readers keep SQLite's own busy timeout.
+        assert timeout == 0 if unit == store.session else timeout >= 5000
+
+
+@pytest.mark.skipif(backend() != "sqlite", reason="SQLite's one write lock")
+async def test_a_writer_waits_for_another_process_lock_without_stopping_the_loop(store: Store) -> None:
+    """Another process holds SQLite's write lock for a while: our write waits for it and then
+    goes through, and meanwhile the event loop keeps serving everything else."""
+    path = make_url(store.url).database
+    assert path is not None
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    async def release_later() -> None:
+        await asyncio.sleep(0.4)
+        await asyncio.to_thread(other.execute, "COMMIT")
+
+    beat = asyncio.create_task(ticker())
+    release = asyncio.create_task(release_later())
+    started = time.monotonic()
     async with store.session() as s:
-        mode = (await s.execute(text("PRAGMA journal_mode"))).scalar_one()
-        fks = (await s.execute(text("PRAGMA foreign_keys"))).scalar_one()
-        timeout = (await s.execute(text("PRAGMA busy_timeout"))).scalar_one()
-        sync = (await s.execute(text("PRAGMA synchronous"))).scalar_one()
-    assert (mode, fks, sync) == ("wal", 1, 1)
-    assert timeout >= 5000
+        await s.execute(text("UPDATE stages SET name = name WHERE position = 0"))
+    waited = time.monotonic() - started
+    await release
+    beat.cancel()
+    other.close()
+    assert waited >= 0.35  # it did wait for the other writer
+    assert ticks >= 20  # and the loop ran all the while (a blocked loop would not tick)
 
 
 async def test_a_failed_unit_of_work_leaves_nothing_behind(store: Store) -> None:
