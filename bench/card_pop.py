@@ -1,20 +1,24 @@
 """Card pop: how long from an agent answering a call to the card's request reaching Telegram.
 
-Runs the gateway in-process (SQLite file, its real outbox sender) against the fakes of the tests,
-which are real HTTP servers on loopback: `tests.fakes.twilio.TwilioSimulator` places inbound calls
-and answers them, `tests.fakes.bot_api.BotApiServer` is the Bot API. Every call comes from its own
-number, a client owned by one of `--agents` agents (each on duty, each with their own Telegram
-chat), so it rings that agent alone. Calls start at `--rate` a second for `--seconds` seconds.
+Runs `crm-gateway serve` as its own process on CPU 0 (a SQLite file, its real outbox sender)
+against the fakes of the tests, real HTTP servers on loopback in this process on CPU 1:
+`tests.fakes.twilio.TwilioSimulator` places inbound calls and answers them,
+`tests.fakes.bot_api.BotApiServer` is the Bot API. Every call comes from its own number, a client
+owned by one of `--agents` agents (each on duty, each with their own Telegram chat), so it rings
+that agent alone. Calls start at `--rate` a second for `--seconds` seconds.
 
-    .venv/bin/python -m bench.card_pop [--rate 50] [--seconds 10] [--agents 50]
+    .venv/bin/python -m bench.card_pop [--rate 50] [--seconds 10] [--agents 50] [--paid-broadcast]
+
+The Bot API server is strict: a send past Telegram's limits (30 a second overall, 1000 for paid
+broadcasts, one a second per chat) is refused with 429 and counted.
 
 The answer moment is when the simulator starts the first request that tells the gateway who
 answered: the answering leg's `in-progress` status callback, or the screening URL
 (`/webhooks/twilio/answered`), whichever it sends first (it sends the status callback first). The
 arrival moment is when the Bot API server handles a `sendMessage` whose text has "Call from" and
 the caller's number (after reading the request's body). Both clocks are `time.monotonic()` of
-one process: the load generator, the gateway and both fakes share one event loop, so the figures
-are an upper bound of what the gateway alone would do.
+this process, which also runs the load and both fakes: the figures include their share of
+CPU 1 and the loopback, so they are an upper bound of what the gateway alone would take.
 """
 
 from __future__ import annotations
@@ -22,19 +26,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import re
+import shutil
+import signal
+import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from aiohttp.test_utils import TestServer
+import aiohttp
 
+from bench.run import free_port
 from crm.service import Crm
 from crm.store import Store
-from gateway.app import create_app
-from gateway.keys import CRM, STORE
-from gateway.settings import Settings
 from tests.fakes.bot_api import BotApiServer
 from tests.fakes.twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, HttpAnswer, TwilioSimulator
 
@@ -98,49 +106,91 @@ def percentile(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, max(0, math.ceil(p / 100 * len(values)) - 1))]
 
 
-async def measure(rate: float = 50, seconds: float = 10, agents: int = 50, warmup: int = 3) -> dict[str, Any]:
+async def measure(
+    rate: float = 50, seconds: float = 10, agents: int = 50, warmup: int = 3, *, paid_broadcast: bool = False
+) -> dict[str, Any]:
     total = round(rate * seconds)
     if total + warmup > 8000 or agents > 8000:
         raise ValueError("at most 8000 calls and 8000 agents (numbers +1628555XXXX / +1415555XXXX)")
     with tempfile.TemporaryDirectory(prefix="crm-card-pop-") as tmp:
         url = f"sqlite+aiosqlite:///{Path(tmp) / 'card-pop.db'}"
         store = Store(url)
-        await store.upgrade()
-        await store.close()
-        async with StampingBotApi() as telegram:
-            settings = _settings(url, telegram)
-            server = TestServer(create_app(settings), host="127.0.0.1", port=settings.port)
-            await server.start_server()
-            try:
-                app = server.app
-                await _populate(app[STORE], app[CRM], agents, total + warmup)
-                async with StampingTwilio(
-                    base_url=settings.public_url,
+        try:
+            await store.upgrade()
+            await _populate(store, Crm(region="US"), agents, total + warmup)
+        finally:
+            await store.close()
+        # Strict: a send past Telegram's limits (30 a second free, 1000 paid, 1 per chat) is a 429.
+        async with StampingBotApi(enforce_limits=True) as telegram:
+            port = free_port()
+            env = _gateway_env(url, telegram, port, paid_broadcast=paid_broadcast)
+            async with (
+                _gateway(env, port, Path(tmp) / "gateway.log"),
+                StampingTwilio(
+                    base_url=f"http://127.0.0.1:{port}",
                     account_sid=DEFAULT_ACCOUNT_SID,
                     auth_token=DEFAULT_AUTH_TOKEN,
-                ) as twilio:
-                    return await _drive(twilio, telegram, rate, total, agents, warmup)
-            finally:
-                await server.close()
+                ) as twilio,
+            ):
+                res = await _drive(twilio, telegram, rate, total, agents, warmup)
+        res["paid_broadcast"] = paid_broadcast
+        res["refused_sends"] = sum(
+            1 for c in telegram.history if c.method == "sendMessage" and c.status == 429
+        )
+        res["paid_sends"] = sum(1 for c in range(agents) for m in telegram.messages(CHAT_BASE + c) if m.paid)
+        return res
 
 
-def _settings(url: str, telegram: BotApiServer) -> Settings:
-    # TestServer picks its port when it starts; the public URL must be known before, so reserve one.
-    import socket
+def _gateway_env(url: str, telegram: BotApiServer, port: int, *, paid_broadcast: bool) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
+    return {
+        **clean,
+        "CRM_DATABASE_URL": url,
+        "CRM_HOST": "127.0.0.1",
+        "CRM_PORT": str(port),
+        "CRM_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "CRM_TELEGRAM_BOT_TOKEN": telegram.token,
+        "CRM_TELEGRAM_API_URL": telegram.url,
+        "CRM_TELEGRAM_PAID_BROADCAST": "true" if paid_broadcast else "false",
+        "CRM_TWILIO_ACCOUNT_SID": DEFAULT_ACCOUNT_SID,
+        "CRM_TWILIO_AUTH_TOKEN": DEFAULT_AUTH_TOKEN,
+    }
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    return Settings(
-        _env_file=None,
-        database_url=url,
-        telegram_bot_token=telegram.token,
-        telegram_api_url=telegram.url,
-        twilio_account_sid=DEFAULT_ACCOUNT_SID,
-        twilio_auth_token=DEFAULT_AUTH_TOKEN,
-        public_url=f"http://127.0.0.1:{port}",
-        port=port,
-    )
+
+@asynccontextmanager
+async def _gateway(env: dict[str, str], port: int, log: Path) -> AsyncIterator[None]:
+    """`crm-gateway serve` as a process of its own, on CPU 0 when there are two; this process
+    (the load, the fake Twilio and the fake Bot API) moves to the other CPU."""
+    pin: list[str] = []
+    if (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
+        pin = ["taskset", "-c", "0"]
+        os.sched_setaffinity(0, {1})
+    gateway = str(Path(sys.executable).parent / "crm-gateway")
+    with log.open("wb") as out:
+        proc = await asyncio.create_subprocess_exec(*pin, gateway, "serve", env=env, stdout=out, stderr=out)
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(600):
+                if proc.returncode is not None:
+                    raise RuntimeError(f"the gateway exited with {proc.returncode}; its log: {log}")
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/healthz") as answer:
+                        if answer.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError("the gateway did not become healthy within 60 s")
+        yield
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(proc.wait(), 40)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
 
 
 async def _populate(store: Store, crm: Crm, agents: int, callers: int) -> None:
@@ -267,12 +317,11 @@ def report(res: dict[str, Any]) -> str:
         f"answers reached {res['answers_per_s']}/s",
         f"  event-loop lag (10 ms sleeps): p50 {res['loop_lag_p50']} ms, p99 {res['loop_lag_p99']} ms",
         f"  never arrived within {NEVER_S:g} s: {res['never']}; failed calls: {res['errors']}",
+        f"  Telegram limits: {res['refused_sends']} sends refused (429); paid broadcasts "
+        f"{'on' if res['paid_broadcast'] else 'off'}, {res['paid_sends']} messages sent paid",
     ]
     lines += [f"    {e}" for e in res["first_errors"]]
-    lines.append(
-        "  one process, one event loop: the load generator and both fakes share the gateway's loop;"
-        " the figures are an upper bound"
-    )
+    lines.append("  the gateway on CPU 0; the load and both fakes in one process on CPU 1 (an upper bound)")
     return "\n".join(lines)
 
 
@@ -281,8 +330,14 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50, help="calls started per second")
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--agents", type=int, default=50, help="agents on duty, one Telegram chat each")
+    parser.add_argument(
+        "--paid-broadcast",
+        action="store_true",
+        help="CRM_TELEGRAM_PAID_BROADCAST=true: past 30 messages a second, send paid instead of queueing",
+    )
     args = parser.parse_args()
-    print(report(asyncio.run(measure(args.rate, args.seconds, args.agents))), flush=True)
+    figures = measure(args.rate, args.seconds, args.agents, paid_broadcast=args.paid_broadcast)
+    print(report(asyncio.run(figures)), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Telegram's sending limits, kept on our side: about 30 messages a second overall and one a
-second per chat. A 429 with `retry_after` holds that chat back for as long as Telegram asks.
+"""Telegram's sending limits, kept on our side: about 30 messages a second overall (up to 1000
+with paid broadcasts, when enabled) and one a second per chat. A 429 with `retry_after` holds
+that chat back for as long as Telegram asks.
 
 Telegram counts a message when it arrives, which is somewhere between the moment we start sending
 it and the moment its answer comes back. So a send counts against the limits from its start until
@@ -16,30 +17,38 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 WINDOW = 1.0  # seconds of the overall limit
+PAID_BROADCASTS_PER_SECOND = 1000  # Telegram's cap with allow_paid_broadcast
 POLL = 0.02  # how often a waiting send looks again when all counted sends are still in flight
 
 
 class _Send:
-    __slots__ = ("ended",)
+    __slots__ = ("ended", "paid")
 
-    def __init__(self) -> None:
+    def __init__(self, *, paid: bool) -> None:
         self.ended = math.inf  # in flight
+        self.paid = paid
 
 
 class SendLimits:
-    def __init__(self, *, per_second: int = 30, chat_interval: float = 1.0) -> None:
+    """`paid_per_second` > 0: past the free `per_second`, sends go out as paid broadcasts
+    (Telegram's `allow_paid_broadcast`, 0.1 Stars each from the bot's balance) up to that many a
+    second overall, instead of waiting. Only the overflow is paid for."""
+
+    def __init__(self, *, per_second: int = 30, chat_interval: float = 1.0, paid_per_second: int = 0) -> None:
         self.per_second = per_second
         self.chat_interval = chat_interval
+        self.paid_per_second = paid_per_second
         self._sends: list[_Send] = []
         self._chat_free_at: dict[int, float] = {}
         self._lock = asyncio.Lock()
 
     @asynccontextmanager
-    async def turn(self, chat_id: int) -> AsyncIterator[None]:
-        """Wait until a message to `chat_id` keeps both limits; send it inside the block."""
+    async def turn(self, chat_id: int) -> AsyncIterator[bool]:
+        """Wait until a message to `chat_id` keeps the limits; send it inside the block, as a
+        paid broadcast when the block is given True."""
         send = await self._acquire(chat_id)
         try:
-            yield
+            yield send.paid
         finally:
             end = time.monotonic()
             send.ended = end
@@ -51,13 +60,18 @@ class SendLimits:
                 now = time.monotonic()
                 self._sends = [s for s in self._sends if now - s.ended < WINDOW]
                 chat_wait = self._chat_free_at.get(chat_id, 0.0) - now
+                free = [s for s in self._sends if not s.paid]
+                paid = False
                 global_wait = 0.0
-                if len(self._sends) >= self.per_second:
-                    oldest = min(s.ended for s in self._sends)
-                    global_wait = oldest + WINDOW - now if oldest != math.inf else POLL
+                if len(free) >= self.per_second:
+                    if len(self._sends) < self.paid_per_second:
+                        paid = True
+                    else:
+                        oldest = min(s.ended for s in (self._sends if self.paid_per_second else free))
+                        global_wait = oldest + WINDOW - now if oldest != math.inf else POLL
                 wait = max(chat_wait, global_wait)
                 if wait <= 0:
-                    send = _Send()
+                    send = _Send(paid=paid)
                     self._sends.append(send)
                     self._chat_free_at[chat_id] = math.inf  # busy until this send ends
                     self._forget_idle_chats(now)

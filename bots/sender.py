@@ -91,8 +91,8 @@ class TelegramSender(OutboxWorker):
                     f"\n\n(the recording could not be attached: {exc}; listen at {message.audio.url})"
                 )
         try:
-            async with self.limits.turn(message.chat_id):
-                sent = await self._send(message, audio)
+            async with self.limits.turn(message.chat_id) as paid:
+                sent = await self._send(message, audio, paid=paid)
         except TelegramRetryAfter as exc:
             self.limits.hold_chat(message.chat_id, exc.retry_after)
             return Retry(float(exc.retry_after), exc.message, counts=False)
@@ -112,7 +112,8 @@ class TelegramSender(OutboxWorker):
         except Exception as exc:
             raise MediaUnavailable(str(exc)) from exc
 
-    async def _send(self, message: Outgoing, audio: tuple[str, bytes] | None) -> Message:
+    async def _send(self, message: Outgoing, audio: tuple[str, bytes] | None, *, paid: bool) -> Message:
+        paid_broadcast = True if paid else None
         if audio is not None:
             name, data = audio
             return await self.bot.send_audio(
@@ -120,9 +121,13 @@ class TelegramSender(OutboxWorker):
                 audio=BufferedInputFile(data, filename=name),
                 caption=message.text,
                 reply_markup=message.reply_markup,
+                allow_paid_broadcast=paid_broadcast,
             )
         return await self.bot.send_message(
-            chat_id=message.chat_id, text=message.text, reply_markup=message.reply_markup
+            chat_id=message.chat_id,
+            text=message.text,
+            reply_markup=message.reply_markup,
+            allow_paid_broadcast=paid_broadcast,
         )
 
     def _remember(

@@ -15,6 +15,7 @@ from aiogram.enums import ParseMode
 
 from bots import agents
 from bots.context import ClickToCall, Context
+from bots.limits import PAID_BROADCASTS_PER_SECOND, SendLimits
 from bots.sender import MediaFetcher, TelegramSender
 from crm.service import Crm
 from crm.store import Store
@@ -40,6 +41,7 @@ class TelegramBot:
         webhook_secret: str | None = None,
         fetch_media: MediaFetcher | None = None,
         click_to_call: ClickToCall | None = None,
+        paid_broadcast: bool = False,
     ) -> None:
         session = AiohttpSession(api=TelegramAPIServer.from_base(api_url), timeout=REQUEST_TIMEOUT)
         self.bot = Bot(
@@ -50,8 +52,9 @@ class TelegramBot:
         self.dispatcher = Dispatcher()
         self.dispatcher.update.outer_middleware(Context(store, crm, click_to_call))
         self.dispatcher.include_router(agents.build_router())
+        limits = SendLimits(paid_per_second=PAID_BROADCASTS_PER_SECOND if paid_broadcast else 0)
         self.sender = TelegramSender(
-            self.bot, store, crm, fetch_media=fetch_media, call_back=click_to_call is not None
+            self.bot, store, crm, limits=limits, fetch_media=fetch_media, call_back=click_to_call is not None
         )
         store.on_outbox_commit(self.sender.wake)
         self.mode = mode

@@ -157,6 +157,7 @@ async def _telegram(app: web.Application) -> AsyncIterator[None]:
         webhook_secret=settings.telegram_webhook_secret,
         fetch_media=_recording_fetcher(app),
         click_to_call=_click_to_call(settings),
+        paid_broadcast=settings.telegram_paid_broadcast,
     )
     app[TELEGRAM] = bot
     await bot.start()

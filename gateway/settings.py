@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     telegram_api_url: str = TELEGRAM_API_DEFAULT
     telegram_mode: Literal["polling", "webhook"] = "polling"
     telegram_webhook_secret: str | None = None
+    telegram_paid_broadcast: bool = False
 
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None

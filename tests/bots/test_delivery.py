@@ -175,3 +175,54 @@ async def test_sending_keeps_telegrams_limits(
         assert elapsed >= 1.0  # 42 messages cannot go out in under a second at 30/s
         times = strict.send_times(5000)
         assert all(b - a >= 0.95 for a, b in itertools.pairwise(times))
+
+
+async def _burst(
+    strict: BotApiServer, settings: Settings, aiohttp_server: AiohttpServer, agents: int
+) -> None:
+    """One message to each of `agents` agents, all enqueued at once; waits until all arrived."""
+    server = await aiohttp_server(create_app(settings), port=settings.port)
+    from gateway.keys import CRM, STORE
+
+    store, crm = server.app[STORE], server.app[CRM]
+    async with store.session() as s:
+        ids = []
+        for i in range(agents):
+            agent = await crm.agents.add(s, f"Agent {i}", phone=f"+1415555{1000 + i}")
+            await crm.agents.bind_chat(s, agent.invite_code or "", chat_id=5000 + i, user_id=5000 + i)
+            ids.append(agent.id)
+    async with store.session() as s:
+        for i, agent_id in enumerate(ids):
+            payload = {"agent_id": agent_id, "text": f"card {i}"}
+            await outbox.enqueue(s, "telegram", "text", payload, queue=f"agent:{agent_id}", clock=crm.clock)
+    for i in range(agents):
+        assert (await strict.next_message(5000 + i, timeout=15)).text == f"card {i}"
+
+
+async def test_with_paid_broadcasts_only_the_overflow_past_30_a_second_is_paid(
+    aiohttp_server: AiohttpServer, bot_settings: Settings
+) -> None:
+    """CRM_TELEGRAM_PAID_BROADCAST: 90 cards at once go out without waiting for the free 30 a
+    second; the server (which refuses any excess) refuses none, and no more than 30 are free in
+    any second."""
+    async with BotApiServer(token=bot_settings.telegram_bot_token or "", enforce_limits=True) as strict:
+        settings = bot_settings.model_copy(
+            update={"telegram_api_url": strict.url, "telegram_paid_broadcast": True}
+        )
+        await _burst(strict, settings, aiohttp_server, agents=90)
+    sent = [m for chat in range(5000, 5090) for m in strict.messages(chat)]
+    refused = [c for c in strict.history if c.method == "sendMessage" and c.status == 429]
+    assert refused == [] and len(sent) == 90
+    paid = [m for m in sent if m.paid]
+    assert 0 < len(paid) <= 60  # the first 30 are free; later ones only when the free 30 are used up
+    assert len(sent) - len(paid) >= 30
+
+
+async def test_without_paid_broadcasts_nothing_is_paid_for(
+    aiohttp_server: AiohttpServer, bot_settings: Settings
+) -> None:
+    async with BotApiServer(token=bot_settings.telegram_bot_token or "", enforce_limits=True) as strict:
+        settings = bot_settings.model_copy(update={"telegram_api_url": strict.url})
+        await _burst(strict, settings, aiohttp_server, agents=40)
+    sent = [m for chat in range(5000, 5040) for m in strict.messages(chat)]
+    assert len(sent) == 40 and not any(m.paid for m in sent)

@@ -7,7 +7,8 @@ uses. It checks what the real server checks where a bot most often gets it wrong
 Markdown entity parsing (``can't parse entities``), empty or too long texts and captions, callback data over
 64 bytes, replies to unknown messages, "message is not modified" edits, editing text without ``reply_markup``
 (Telegram then removes the inline keyboard), callback queries answered twice, getUpdates while a webhook is
-set or from two pollers at once (409), and, when ``enforce_limits`` is on, the flood limits (429).
+set or from two pollers at once (409), and, when ``enforce_limits`` is on, the flood limits (429; a
+send with ``allow_paid_broadcast`` is held to 1000 a second overall instead of 30).
 
 It does not detect URLs, mentions or hashtags in texts, does not deliver updates to the webhook by itself
 (tests call :meth:`BotApiServer.post_to_webhook`) and serves no file downloads.
@@ -176,6 +177,7 @@ class SentMessage:
     edit_date: int | None = None
     file_id: str | None = None
     media: Json | None = field(default=None, repr=False)
+    paid: bool = False  # sent with allow_paid_broadcast (past the free 30 a second)
 
     @property
     def current_text(self) -> str | None:
@@ -228,6 +230,9 @@ class BotApiError(Exception):
 
 def _bad(description: str) -> BotApiError:
     return BotApiError(400, f"Bad Request: {description}")
+
+
+PAID_PER_SECOND = 1000  # Telegram's cap for paid broadcasts (allow_paid_broadcast)
 
 
 def _too_many(retry_after: int) -> BotApiError:
@@ -803,7 +808,8 @@ class BotApiServer:
         self._failures: dict[str, list[_Failure]] = defaultdict(list)
         self._failed_chats: dict[int, BotApiError] = {}
         self._send_times: dict[int, list[float]] = defaultdict(list)
-        self._recent_sends: deque[float] = deque()
+        self._recent_sends: deque[float] = deque()  # free sends of the last second
+        self._recent_all: deque[float] = deque()  # every send of the last second, paid or not
         self._files: dict[str, tuple[SentFile, Json]] = {}
         self._file_numbers = itertools.count(1)
         self._commands: dict[tuple[str, str], list[Json]] = {}
@@ -1210,7 +1216,7 @@ class BotApiServer:
         markup = params.get("reply_markup")
         inline_keyboard(markup)
         reply_to = self._reply_to(chat_id, params)
-        self._admit_send(chat_id)
+        paid = self._admit_send(chat_id, params)
         sent = SentMessage(
             message_id=self._next_message_id(chat_id),
             chat_id=chat_id,
@@ -1222,6 +1228,7 @@ class BotApiServer:
             plain_text=plain,
             entities=entities,
             date=int(time.time()),
+            paid=paid,
         )
         return self._record(sent)
 
@@ -1255,7 +1262,7 @@ class BotApiServer:
         for key in ("performer", "title"):
             if kind == "audio" and isinstance(params.get(key), str):
                 media[key] = params[key]
-        self._admit_send(chat_id)
+        paid = self._admit_send(chat_id, params)
         sent = SentMessage(
             message_id=self._next_message_id(chat_id),
             chat_id=chat_id,
@@ -1271,6 +1278,7 @@ class BotApiServer:
             date=int(time.time()),
             file_id=media["file_id"],
             media=media,
+            paid=paid,
         )
         return self._record(sent)
 
@@ -1513,18 +1521,28 @@ class BotApiServer:
             return None
         raise _bad("message to be replied not found")
 
-    def _admit_send(self, chat_id: int) -> None:
+    def _admit_send(self, chat_id: int, params: Json) -> bool:
+        """Count a send against the limits (429 past them when enforced); True when it is a
+        paid broadcast, which is not held to the 30 a second but to 1000 (all sends)."""
+        paid = bool(params.get("allow_paid_broadcast"))
         now = time.monotonic()
-        while self._recent_sends and now - self._recent_sends[0] >= 1.0:
-            self._recent_sends.popleft()
+        for recent in (self._recent_sends, self._recent_all):
+            while recent and now - recent[0] >= 1.0:
+                recent.popleft()
         if self.enforce_limits:
             times = self._send_times.get(chat_id)
             if times and now - times[-1] < self.chat_interval:
                 raise _too_many(max(1, math.ceil(self.chat_interval - (now - times[-1]))))
-            if len(self._recent_sends) >= self.per_second:
-                raise _too_many(max(1, math.ceil(1.0 - (now - self._recent_sends[0]))))
+            recent, limit = (
+                (self._recent_all, PAID_PER_SECOND) if paid else (self._recent_sends, self.per_second)
+            )
+            if len(recent) >= limit:
+                raise _too_many(max(1, math.ceil(1.0 - (now - recent[0]))))
         self._send_times[chat_id].append(now)
-        self._recent_sends.append(now)
+        if not paid:
+            self._recent_sends.append(now)
+        self._recent_all.append(now)
+        return paid
 
     def _record(self, sent: SentMessage) -> Json:
         self._chats[sent.chat_id].append(sent)
