@@ -32,6 +32,9 @@ log = logging.getLogger("crm.calls")
 
 RING_SECONDS = 20
 
+# A call whose caller has hung up, but whose ringing result never came, is missed after this.
+ENDED_GRACE = timedelta(seconds=15)
+
 # `log_inbound`'s statements, built once (see `Store.write_sync`).
 _LOGGED = select(Call.id, Call.provider_call_id, Call.client_id).where(
     Call.provider == bindparam("provider"), Call.provider_call_id.in_(bindparam("ids", expanding=True))
@@ -43,8 +46,6 @@ _LEGS_OF = (
 )
 _INSERT_CALLS = insert(CALLS).returning(CALLS.c.id, sort_by_parameter_order=True)
 _INSERT_LEGS = insert(CALL_LEGS)
-# A call whose caller has hung up, but whose ringing result never came, is missed after this.
-ENDED_GRACE = timedelta(seconds=15)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,9 @@ from crm.phones import parse_phone, region_of
 
 RULE_KEYS = frozenset({"source", "country", "agents"})
 
+EVERYONE = "on-duty"
+ADMINS = "admins"
+
 # `Router.ring_groups`' statements, built once (it runs in every inbound-call group commit).
 _ON_CALL = (
     select(Agent.id, Agent.role, Agent.on_duty, Agent.phone, Agent.sip_uri, Agent.client_identity)
@@ -41,8 +44,6 @@ _FIRST_PHONES = (
     .where(ClientPhone.client_id.in_(bindparam("ids", expanding=True)), ClientPhone.e164.is_not(None))
     .order_by(ClientPhone.client_id, ClientPhone.position, ClientPhone.id)
 )
-EVERYONE = "on-duty"
-ADMINS = "admins"
 
 
 class RoutingFileError(ValueError):
