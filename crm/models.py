@@ -345,9 +345,10 @@ DEFAULT_STAGES = (
 )
 
 
-# The tables of the hot paths' many-row statements, as Core tables: `insert(Call)` with a list
-# of rows goes through the ORM's bulk path, which costs more per row than the write itself.
+# The tables of many-row statements (hot paths, the CSV import), as Core tables: `insert(Call)`
+# with a list of rows goes through the ORM's bulk path, which costs more per row than the write.
 CLIENTS: Table = Base.metadata.tables["clients"]
 CLIENT_PHONES: Table = Base.metadata.tables["client_phones"]
+CLIENT_EMAILS: Table = Base.metadata.tables["client_emails"]
 CALLS: Table = Base.metadata.tables["calls"]
 CALL_LEGS: Table = Base.metadata.tables["call_legs"]

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
+from crm import csv_import
 from crm.clients import ClientDraft
 from crm.clock import FrozenClock
 from crm.csv_export import COLUMNS, export_clients
@@ -474,6 +476,45 @@ async def test_progress_is_reported_in_bytes_read(store: Store, clock: FrozenClo
     assert report.created == 50
     assert len(seen) == 3
     assert seen == sorted(seen) and seen[-1] == path.stat().st_size
+
+
+async def test_a_batch_redone_after_another_writer_took_a_number_starts_from_its_rows_afresh(
+    store: Store, clock: FrozenClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On PostgreSQL another writer may take one of a batch's numbers between its look-ups and its
+    # inserts: the batch fails on the unique index and is redone. Here the first attempt fails
+    # at its very end, after it has matched every row, made a company and folded a row into
+    # another's client: the redo must not see any of that.
+    path = write(
+        tmp_path / "clients.csv",
+        "name,phone,email,company,tags\n"
+        "Ada Lovelace,(415) 555-0100,ada@example.com,Analytical Engines,vip\n"
+        "Ada L.,+1 415 555 0100,ada@work.example,,math\n"
+        "Charles Babbage,(415) 555-0101,,analytical engines,\n",
+    )
+    attempts: list[int] = []
+    update = csv_import._Batch._update
+
+    async def fail_once(batch: Any) -> None:
+        await update(batch)
+        attempts.append(len(attempts) + 1)
+        if len(attempts) == 1:
+            raise IntegrityError("INSERT INTO client_phones ...", {}, Exception("duplicate key"))
+
+    monkeypatch.setattr(csv_import._Batch, "_update", fail_once)
+
+    report = await run(store, path, clock)
+
+    assert attempts == [1, 2]
+    assert report.as_json() == {"created": 2, "updated": 1, "skipped": 0, "errors": []}
+    ada, babbage = await one(store, "Ada Lovelace"), await one(store, "Charles Babbage")
+    assert (ada.phones, ada.emails, ada.tags) == (
+        ("+14155550100",),
+        ("ada@example.com", "ada@work.example"),
+        ("vip", "math"),
+    )
+    assert ada.company == babbage.company == "Analytical Engines"
+    assert [c.name for c in await clients(store)] == ["Analytical Engines", "Ada Lovelace", "Charles Babbage"]
 
 
 @pytest.mark.parametrize(
