@@ -382,7 +382,9 @@ class _Reader:
 
     def _check(self, line: int, cells: Sequence[str], columns: _Columns) -> _Client | LineError:
         problems: list[str] = []
-        phones: list[tuple[str, str]] = []
+        # (E.164, as written, position), as `_Client.new_phones`; the texts kept for numbers that
+        # are none come after the numbers.
+        phones: list[tuple[str | None, str, int]] = []
         raw_phones: list[str] = []
         for text in columns.values(cells, "phone"):
             phone = self._phone(text)
@@ -390,17 +392,17 @@ class _Reader:
                 if text[:_MAX_RAW_PHONE] not in raw_phones:
                     raw_phones.append(text[:_MAX_RAW_PHONE])
                 problems.append(f"phone {text!r}: {phone}")
-            elif not phones or all(e164 != phone[0] for e164, _ in phones):
-                phones.append(phone)
-        emails: list[tuple[str, str]] = []
+            elif not phones or all(e164 != phone[0] for e164, _, _ in phones):
+                phones.append((phone[0], phone[1][:_MAX_RAW_PHONE], len(phones)))
+        emails: list[tuple[str, str, int]] = []  # (address, as written, position)
         for text in columns.values(cells, "email"):
             try:
                 address = normalize_email(text)
             except ValueError as exc:
                 problems.append(f"email {text!r}: {str(exc).removeprefix(f'{text!r} is ')}")
                 continue
-            if not emails or all(a != address for a, _ in emails):
-                emails.append((address, text))
+            if not emails or all(a != address for a, _, _ in emails):
+                emails.append((address, text, len(emails)))
 
         name = columns.first(cells, "name")
         if name is None and not phones and not emails:
@@ -436,8 +438,8 @@ class _Reader:
             ):
                 custom.append((title, value))
         folded = fold(name)
-        numbers: list[tuple[str | None, str]] = [(e164, raw[:_MAX_RAW_PHONE]) for e164, raw in phones]
-        numbers += [(None, raw) for raw in raw_phones]
+        first = len(phones)
+        phones += [(None, raw, first + i) for i, raw in enumerate(raw_phones)]
         return _Client(
             id=None,
             line=line,
@@ -449,9 +451,9 @@ class _Reader:
             custom=dict(custom),
             notes=columns.first(cells, "notes"),
             raw_phones=frozenset(raw_phones) if raw_phones else _NONE,
-            new_phones=tuple((e164, raw, i) for i, (e164, raw) in enumerate(numbers)),
-            new_emails=tuple((address, raw, i) for i, (address, raw) in enumerate(emails)),
-            next_phone=len(numbers),
+            new_phones=tuple(phones),
+            new_emails=tuple(emails),
+            next_phone=len(phones),
             next_email=len(emails),
             company_name=company,
             company_folded=company_folded,
@@ -594,9 +596,10 @@ def _name_key(name: str) -> str:
     return " ".join(name.split()).casefold()
 
 
-def _name_of(phones: list[tuple[str, str]], emails: list[tuple[str, str]]) -> str:
+def _name_of(phones: list[tuple[str | None, str, int]], emails: list[tuple[str, str, int]]) -> str:
     """A name for a row that has none: its first number as people read it, else its address."""
-    return format_international(phones[0][0]) if phones else emails[0][1][:MAX_NAME]
+    first = phones[0][0] if phones else None
+    return format_international(first) if first is not None else emails[0][1][:MAX_NAME]
 
 
 def _phone_reason(exc: InvalidPhone, text: str) -> str:
