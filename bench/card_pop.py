@@ -28,19 +28,15 @@ import asyncio
 import math
 import os
 import re
-import shutil
-import signal
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
-from bench.run import free_port
+from bench.run import LOAD_CPU, free_port, server
 from crm.service import Crm
 from crm.store import Store
 from tests.fakes.bot_api import BotApiServer
@@ -159,38 +155,18 @@ def _gateway_env(url: str, telegram: BotApiServer, port: int, *, paid_broadcast:
 
 @asynccontextmanager
 async def _gateway(env: dict[str, str], port: int, log: Path) -> AsyncIterator[None]:
-    """`crm-gateway serve` as a process of its own, on CPU 0 when there are two; this process
-    (the load, the fake Twilio and the fake Bot API) moves to the other CPU."""
-    pin: list[str] = []
-    if (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
-        pin = ["taskset", "-c", "0"]
-        os.sched_setaffinity(0, {1})
-    gateway = str(Path(sys.executable).parent / "crm-gateway")
-    with log.open("wb") as out:
-        proc = await asyncio.create_subprocess_exec(*pin, gateway, "serve", env=env, stdout=out, stderr=out)
-    try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(600):
-                if proc.returncode is not None:
-                    raise RuntimeError(f"the gateway exited with {proc.returncode}; its log: {log}")
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/healthz") as answer:
-                        if answer.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                raise RuntimeError("the gateway did not become healthy within 60 s")
-        yield
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(proc.wait(), 40)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+    """`crm-gateway serve` as a process of its own on `bench.run`'s server CPU (`bench.run.server`,
+    whose blocking start and stop run on a thread while the fakes keep serving on this loop);
+    this process (the load, the fake Twilio and the fake Bot API) moves to the load CPU."""
+    os.sched_setaffinity(0, {int(LOAD_CPU)})
+    gateway = [str(Path(sys.executable).parent / "crm-gateway"), "serve"]
+    with ExitStack() as running:
+        probe = f"http://127.0.0.1:{port}/healthz"
+        await asyncio.to_thread(running.enter_context, server(gateway, probe, env=env, log=log))
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(running.close)
 
 
 async def _populate(store: Store, crm: Crm, agents: int, callers: int) -> None:

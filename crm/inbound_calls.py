@@ -29,8 +29,9 @@ class InboundCalls:
 
     async def _write(self, events: Sequence[CallStarted]) -> list[RingPlan]:
         plans = await self.store.write_sync(lambda s: self.flow.log_inbound(s, events))
-        for plan in plans:
-            if not plan.targets:
-                async with self.store.session() as s:
-                    await self.flow.nobody_to_ring(s, plan.call_id)
+        unreachable = [plan.call_id for plan in plans if not plan.targets]
+        if unreachable:
+            async with self.store.session() as s:
+                for call_id in unreachable:
+                    await self.flow.nobody_to_ring(s, call_id)
         return plans

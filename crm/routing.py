@@ -378,14 +378,7 @@ async def _client_region(s: AsyncSession, client_id: int | None) -> str | None:
     """The country of the client's first readable phone number."""
     if client_id is None:
         return None
-    row = await s.execute(
-        select(ClientPhone.e164)
-        .where(ClientPhone.client_id == client_id, ClientPhone.e164.is_not(None))
-        .order_by(ClientPhone.position, ClientPhone.id)
-        .limit(1)
-    )
-    e164 = row.scalar_one_or_none()
-    return region_of(e164) if e164 else None
+    return (await s.run_sync(_client_regions, {client_id})).get(client_id)
 
 
 def _client_regions(s: Session, client_ids: set[int]) -> dict[int, str | None]:

@@ -84,9 +84,7 @@ class InlineConnection:
         self._live().create_function(*args, **kw)
 
     async def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self.stop()
 
     def stop(self) -> None:
         if self._conn is not None:
