@@ -74,7 +74,7 @@ class TelegramSender(OutboxWorker):
 
     async def deliver(self, delivery: Delivery) -> Outcome:
         try:
-            async with self.store.reading() as s:
+            async with self.store.looking_up() as s:
                 message = await render_delivery(s, self.crm, delivery, call_back=self.call_back)
         except (NoLongerNeeded, NotFound) as exc:
             return Skipped(str(exc))

@@ -9,7 +9,6 @@ import logging
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 
@@ -17,6 +16,7 @@ from bots import agents
 from bots.context import ClickToCall, Context
 from bots.limits import PAID_BROADCASTS_PER_SECOND, SendLimits
 from bots.sender import MediaFetcher, TelegramSender
+from bots.session import BotApiSession
 from crm.service import Crm
 from crm.store import Store
 
@@ -43,7 +43,7 @@ class TelegramBot:
         click_to_call: ClickToCall | None = None,
         paid_broadcast: bool = False,
     ) -> None:
-        session = AiohttpSession(api=TelegramAPIServer.from_base(api_url), timeout=REQUEST_TIMEOUT)
+        session = BotApiSession(api=TelegramAPIServer.from_base(api_url), timeout=REQUEST_TIMEOUT)
         self.bot = Bot(
             token,
             session=session,
@@ -56,7 +56,7 @@ class TelegramBot:
         self.sender = TelegramSender(
             self.bot, store, crm, limits=limits, fetch_media=fetch_media, call_back=click_to_call is not None
         )
-        store.on_outbox_commit(self.sender.wake)
+        store.on_outbox_commit(self.sender.channel, self.sender.wake)
         self.mode = mode
         self.webhook_url = webhook_url
         self.webhook_secret = webhook_secret

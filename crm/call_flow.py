@@ -235,6 +235,11 @@ class CallFlow:
     async def by_id(self, s: AsyncSession, call_id: int) -> Call | None:
         return await s.get(Call, call_id)
 
+    async def provider_id(self, s: AsyncSession, call_id: int) -> str | None:
+        """The provider's id of call `call_id` (one column, not the whole call)."""
+        row = await s.execute(select(Call.provider_call_id).where(Call.id == call_id))
+        return row.scalar_one_or_none()
+
     async def agent_leg(self, s: AsyncSession, call_id: int) -> CallLeg | None:
         """The agent an outbound call rings first."""
         legs = await self._legs(s, call_id)

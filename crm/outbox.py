@@ -21,8 +21,8 @@ from crm.clock import Clock
 from crm.models import OutboxMessage
 
 CHANNELS = ("telegram", "mail", "telephony")
-# Set on a session that enqueued something, so whoever owns the session can wake the senders
-# once it commits (see `crm.store.Store`).
+# The channels a session enqueued messages for, so whoever owns the session can wake their
+# senders once it commits (see `crm.store.Store`).
 DIRTY = "crm_outbox_dirty"
 
 
@@ -66,7 +66,7 @@ async def enqueue(
         )
         .returning(OutboxMessage.id)
     )
-    s.info[DIRTY] = True
+    s.info.setdefault(DIRTY, set()).add(channel)
     return int(result.scalar_one())
 
 

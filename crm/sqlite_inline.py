@@ -6,8 +6,9 @@ execute, fetch) costs several times what SQLite takes to do the work. This modul
 SQLAlchemy's aiosqlite dialect (through `async_creator`) a connection with aiosqlite's shape
 whose coroutines call `sqlite3` directly and finish without suspending.
 
-The price is that the loop waits while SQLite works, so only write units of work use it: they
-are short, and in one process they already run one at a time (`Store.session`). The one wait
+The price is that the loop waits while SQLite works, so only short work uses it: write units of
+work, which in one process already run one at a time (`Store.session`), and look-ups of a few
+rows by key (`Store.looking_up`). The one wait
 that could be long, for another process's write lock, is not spent inside SQLite: the connection
 has no busy timeout, and `BEGIN` retries with `asyncio.sleep` until `busy_timeout_s` has passed.
 Inside a transaction begun `IMMEDIATE`, in WAL mode, no statement waits for a lock.

@@ -10,8 +10,9 @@ SQLite has one write lock per file. Inside one process, write units of work take
 own busy handler would sleep in steps of up to 100 ms (which made the p99 of every webhook
 seconds long under load). Write units of work then run on the loop's own thread
 (`crm.sqlite_inline`), where a statement costs what SQLite takes, not three round trips to
-aiosqlite's thread; a writer of another process is waited for with asyncio sleeps. Reads keep
-aiosqlite, since a search or a report may take long enough to matter to the loop.
+aiosqlite's thread; a writer of another process is waited for with asyncio sleeps. So do
+look-ups of a few rows by key (`Store.looking_up`). Other reads keep aiosqlite, since a search or
+a report may take long enough to matter to the loop.
 """
 
 from __future__ import annotations
@@ -61,13 +62,14 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
-def _create_inline_write_engine(url: str, path: str) -> AsyncEngine:
-    """SQLite's engine for write units of work (`crm.sqlite_inline`): they take turns, so two
-    connections are plenty, and the one in use keeps its page cache warm."""
+def _create_inline_engine(url: str, path: str, *, pool_size: int, max_overflow: int) -> AsyncEngine:
+    """SQLite's engine whose statements run on the loop's thread (`crm.sqlite_inline`): for write
+    units of work, which take turns (two connections are plenty, and the one in use keeps its page
+    cache warm), and for look-ups of a few rows by key."""
     engine = create_async_engine(
         url,
-        pool_size=1,
-        max_overflow=1,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
         async_creator=sqlite_inline.connector(path, busy_timeout_s=SQLITE_BUSY_TIMEOUT_MS / 1000),
     )
     # No busy timeout inside SQLite: the wait for another process's lock is an asyncio sleep.
@@ -104,18 +106,23 @@ class Store:
         self.url = url
         self.engine = create_engine(url, pool_size=pool_size)
         self.is_sqlite = url.startswith("sqlite")
-        self._outbox_listeners: list[Callable[[], None]] = []
+        self._outbox_listeners: dict[str, list[Callable[[], None]]] = {}
         self._write_turn: asyncio.Lock | None = None
         self._file: str | None = None
         self._write_engine = self.engine
+        self._lookup_engine = self.engine
         if self.is_sqlite:
             self._write_turn = asyncio.Lock()
             self._file = make_url(url).database or None
             if self._file and self._file != ":memory:":
-                self._write_engine = _create_inline_write_engine(url, self._file)
+                self._write_engine = _create_inline_engine(url, self._file, pool_size=1, max_overflow=1)
+                self._lookup_engine = _create_inline_engine(url, self._file, pool_size=4, max_overflow=16)
         self._sessions = async_sessionmaker(self._write_engine, expire_on_commit=False)
         self._reads = async_sessionmaker(
             self.engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False
+        )
+        self._lookups = async_sessionmaker(
+            self._lookup_engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False
         )
 
     @asynccontextmanager
@@ -126,8 +133,8 @@ class Store:
         """
         async with self._writer_turn(), self._sessions() as session, session.begin():
             yield session
-        if session.info.pop(outbox.DIRTY, False):
-            for wake in self._outbox_listeners:
+        for channel in session.info.pop(outbox.DIRTY, ()):
+            for wake in self._outbox_listeners.get(channel, ()):
                 wake()
 
     async def write_sync(self, work: Callable[[Session], R]) -> R:
@@ -141,14 +148,24 @@ class Store:
         """This process's turn to write (SQLite); PostgreSQL locks rows, so there is no turn."""
         return self._write_turn if self._write_turn is not None else nullcontext()
 
-    def on_outbox_commit(self, wake: Callable[[], None]) -> None:
-        """Call `wake` after every commit that enqueued outbox messages (in this process)."""
-        self._outbox_listeners.append(wake)
+    def on_outbox_commit(self, channel: str, wake: Callable[[], None]) -> None:
+        """Call `wake` after every commit that enqueued messages for `channel` (in this process)."""
+        self._outbox_listeners.setdefault(channel, []).append(wake)
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
-        """A read-only unit of work (never commits anything)."""
+        """A read-only unit of work (never commits anything); on SQLite its statements run on a
+        thread, so a long search or report does not hold up the loop."""
         async with self._reads() as session:
+            yield session
+
+    @asynccontextmanager
+    async def looking_up(self) -> AsyncIterator[AsyncSession]:
+        """A read-only unit of work for a few rows found by key (what a webhook or a sender reads
+        on the hot path). On SQLite its statements run on the loop's thread, as writes do, which
+        for such reads costs a fraction of a hand-off to a thread and back; each session has its
+        own connection and snapshot, and takes no turn."""
+        async with self._lookups() as session:
             yield session
 
     async def checkpoint(self) -> None:
@@ -170,8 +187,9 @@ class Store:
 
     async def close(self) -> None:
         await self.engine.dispose()
-        if self._write_engine is not self.engine:
-            await self._write_engine.dispose()
+        for inline in (self._write_engine, self._lookup_engine):
+            if inline is not self.engine:
+                await inline.dispose()
 
 
 def _checkpoint(path: str) -> None:

@@ -133,7 +133,7 @@ async def _twilio(app: web.Application) -> AsyncIterator[None]:
             public_url=settings.public_url,
             caller_id=settings.twilio_caller_id,
         )
-        app[STORE].on_outbox_commit(dialer.wake)
+        app[STORE].on_outbox_commit(dialer.channel, dialer.wake)
         dialer.start()
     yield
     if dialer is not None:
@@ -180,7 +180,7 @@ async def _mail(app: web.Application) -> AsyncIterator[None]:
     )
     sender = MailSender(server, app[STORE], app[CRM].clock, sender=settings.mail_from)
     app[MAIL] = sender
-    app[STORE].on_outbox_commit(sender.wake)
+    app[STORE].on_outbox_commit(sender.channel, sender.wake)
     sender.start()
     yield
     await sender.stop()

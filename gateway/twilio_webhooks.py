@@ -74,9 +74,9 @@ async def _parent_sid(s: AsyncSession, request: web.Request, form: Mapping[str, 
     of work, so a callback is one transaction."""
     call_id = _call_ref(request)
     if call_id is not None:
-        call = await _flow(request).by_id(s, call_id)
-        if call is not None:
-            return call.provider_call_id
+        provider_call_id = await _flow(request).provider_id(s, call_id)
+        if provider_call_id is not None:
+            return provider_call_id
     sid = form.get("ParentCallSid") or form.get("CallSid")
     if not sid:
         raise MissingParameter("CallSid")
@@ -147,7 +147,7 @@ async def leg(request: web.Request, form: Form) -> web.Response:
     flow = _flow(request)
     answer = form.get("CallStatus") == "in-progress"
     if not answer:
-        async with request.app[STORE].reading() as s:
+        async with request.app[STORE].looking_up() as s:
             sid = await _parent_sid(s, request, form)
             if await flow.leg_known(s, PROVIDER, sid, agent, leg_sid):
                 return _xml(twiml.empty())

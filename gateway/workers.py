@@ -73,7 +73,7 @@ class Reminders(Periodic):
                 return reminded
 
     async def sleep_for(self) -> float:
-        async with self.store.reading() as s:
+        async with self.store.looking_up() as s:
             upcoming: datetime | None = await tasks.next_due_at(s)
         if upcoming is None:
             return self.MAX_SLEEP

@@ -65,7 +65,7 @@ class MailSender(OutboxWorker):
         if delivery.kind != "lead":
             return Failed(f"no mail is made for outbox messages of kind {delivery.kind!r}")
         try:
-            async with self.store.reading() as s:
+            async with self.store.looking_up() as s:
                 message = await lead_mail(
                     s,
                     int(delivery.payload["lead_id"]),

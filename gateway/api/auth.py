@@ -26,7 +26,7 @@ async def bearer(request: web.Request, handler: Handler) -> web.StreamResponse:
             "send Authorization: Bearer TOKEN (make one with `crm-gateway token create NAME`)",
             headers={"WWW-Authenticate": 'Bearer realm="crm"'},
         )
-    async with request.config_dict[STORE].reading() as s:
+    async with request.config_dict[STORE].looking_up() as s:
         name = await token_name(s, token.strip())
     if name is None:
         return error_response(403, "forbidden", "this token is unknown or revoked")

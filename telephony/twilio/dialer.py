@@ -37,7 +37,7 @@ class TwilioDialer(OutboxWorker):
 
     async def deliver(self, delivery: Delivery) -> Outcome:
         call_id = int(delivery.payload["call_id"])
-        async with self.store.reading() as s:
+        async with self.store.looking_up() as s:
             call = await self.flow.by_id(s, call_id)
             leg = await self.flow.agent_leg(s, call_id)
         if call is None or leg is None:
