@@ -1,7 +1,12 @@
 """What a telephony provider tells us about a call, in the domain's words.
 
-Adapters (`telephony/…`) turn webhooks into these; `crm.calls.CallLog` applies them. Events may
-arrive late, twice or out of order: each says what is known, never what must have happened before.
+Adapters (`telephony/…`) turn webhooks into these; `crm.call_flow.CallFlow` applies them. Events
+may arrive late, twice or out of order: each says what is known, never what must have happened
+before.
+
+`call_id`, when set, is our id of the call, named by the callback URLs we hand the provider: the
+surer key (an agent's leg or an outbound call has a provider id of its own), and found without a
+search. `provider_call_id` is the key otherwise.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ class AgentAnswered:
     agent_id: int
     leg_id: str | None
     at: datetime
+    call_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +50,7 @@ class DialEnded:
     talk_seconds: int | None
     recording_url: str | None
     at: datetime
+    call_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +62,7 @@ class CallEnded:
     provider_status: str
     duration_s: int | None
     at: datetime
+    call_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +75,7 @@ class RecordingReady:
     duration_s: int | None
     voicemail: bool
     at: datetime
+    call_id: int | None = None
 
 
 DIAL_OUTCOMES = ("answered", "no_answer", "busy", "failed", "canceled")

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import bindparam, insert, or_, select
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -25,7 +25,7 @@ from crm.call_states import UNANSWERED, UNANSWERED_STATUS, can_move
 from crm.clients import Clients
 from crm.clock import Clock
 from crm.errors import InvalidInput, InvalidPhone
-from crm.models import CALL_LEGS, CALLS, Agent, Call, CallLeg, Client, ClientPhone, Interaction, Task
+from crm.models import CALL_LEGS, CALLS, INTERACTIONS, Agent, Call, CallLeg, Client, ClientPhone, Task
 from crm.phones import Phone, format_international, is_anonymous, parse_phone
 
 log = logging.getLogger("crm.calls")
@@ -46,6 +46,36 @@ _LEGS_OF = (
 )
 _INSERT_CALLS = insert(CALLS).returning(CALLS.c.id, sort_by_parameter_order=True)
 _INSERT_LEGS = insert(CALL_LEGS)
+
+# The callbacks' statements, built once: building a statement costs about what running it does.
+_BY_PROVIDER_ID = select(Call).where(
+    Call.provider == bindparam("provider"), Call.provider_call_id == bindparam("provider_call_id")
+)
+_BY_PROVIDER_ID_LOCKED = _BY_PROVIDER_ID.with_for_update()
+_LEGS = select(CallLeg).where(CallLeg.call_id == bindparam("call_id")).order_by(CallLeg.id)
+_LEG = select(CallLeg).where(
+    CallLeg.call_id == bindparam("call_id"), CallLeg.agent_id == bindparam("agent_id")
+)
+_LEG_ID = select(CallLeg.leg_id).where(
+    CallLeg.call_id == bindparam("call_id"), CallLeg.agent_id == bindparam("agent_id")
+)
+_LEG_ID_BY_PROVIDER_ID = (
+    select(CallLeg.leg_id)
+    .join(Call, Call.id == CallLeg.call_id)
+    .where(
+        Call.provider == bindparam("provider"),
+        Call.provider_call_id == bindparam("provider_call_id"),
+        CallLeg.agent_id == bindparam("agent_id"),
+    )
+)
+_AGENT_OF_LEG = select(CallLeg.agent_id).where(
+    CallLeg.call_id == bindparam("call_id"), CallLeg.leg_id == bindparam("leg_id")
+)
+_REWRITE_CALL_ENTRY = (
+    update(INTERACTIONS)
+    .where(INTERACTIONS.c.call_id == bindparam("call"), INTERACTIONS.c.kind == "call")
+    .values(summary=bindparam("new_summary"), agent_id=bindparam("new_agent"))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,11 +265,6 @@ class CallFlow:
     async def by_id(self, s: AsyncSession, call_id: int) -> Call | None:
         return await s.get(Call, call_id)
 
-    async def provider_id(self, s: AsyncSession, call_id: int) -> str | None:
-        """The provider's id of call `call_id` (one column, not the whole call)."""
-        row = await s.execute(select(Call.provider_call_id).where(Call.id == call_id))
-        return row.scalar_one_or_none()
-
     async def agent_leg(self, s: AsyncSession, call_id: int) -> CallLeg | None:
         """The agent an outbound call rings first."""
         legs = await self._legs(s, call_id)
@@ -421,11 +446,14 @@ class CallFlow:
             return
         agent = await s.get(Agent, call.agent_id) if call.agent_id else None
         summary = _summary(call, agent.name if agent else None)
-        row = await s.execute(
-            select(Interaction).where(Interaction.call_id == call.id, Interaction.kind == "call").limit(1)
-        )
-        entry = row.scalar_one_or_none()
-        if entry is None:
+        conn = await s.connection()
+        params = {
+            "call": call.id,
+            "new_summary": summary[: timeline.SUMMARY_LIMIT],
+            "new_agent": call.agent_id,
+        }
+        rewritten = await conn.execute(_REWRITE_CALL_ENTRY, params)
+        if rewritten.rowcount == 0:
             await timeline.record(
                 s,
                 call.client_id,
@@ -436,9 +464,6 @@ class CallFlow:
                 call_id=call.id,
                 direction=call.direction,
             )
-        else:
-            entry.summary = summary
-            entry.agent_id = call.agent_id
         await s.flush()
 
     # -- look-ups --------------------------------------------------------------------------
@@ -447,7 +472,9 @@ class CallFlow:
         self, s: AsyncSession, ev: AgentAnswered | DialEnded | CallEnded | RecordingReady, what: str
     ) -> Call | None:
         """The call an event is about, locked; None (and a log line) when we do not know it."""
-        call = await self._find(s, ev.provider, ev.provider_call_id, lock=True)
+        call = await s.get(Call, ev.call_id, with_for_update=True) if ev.call_id is not None else None
+        if call is None:
+            call = await self._find(s, ev.provider, ev.provider_call_id, lock=True)
         if call is None:
             log.info("%s for unknown call %s/%s ignored", what, ev.provider, ev.provider_call_id)
         return call
@@ -455,51 +482,56 @@ class CallFlow:
     async def _find(
         self, s: AsyncSession, provider: str, provider_call_id: str, *, lock: bool
     ) -> Call | None:
-        stmt = select(Call).where(Call.provider == provider, Call.provider_call_id == provider_call_id)
-        if lock:
-            stmt = stmt.with_for_update()
-        return (await s.execute(stmt)).scalar_one_or_none()
+        stmt = _BY_PROVIDER_ID_LOCKED if lock else _BY_PROVIDER_ID
+        params = {"provider": provider, "provider_call_id": provider_call_id}
+        return (await s.execute(stmt, params)).scalar_one_or_none()
 
     async def _legs(self, s: AsyncSession, call_id: int) -> list[CallLeg]:
-        rows = await s.execute(select(CallLeg).where(CallLeg.call_id == call_id).order_by(CallLeg.id))
-        return list(rows.scalars())
+        return list((await s.execute(_LEGS, {"call_id": call_id})).scalars())
 
     async def _leg(self, s: AsyncSession, call_id: int, agent_id: int) -> CallLeg | None:
-        rows = await s.execute(
-            select(CallLeg).where(CallLeg.call_id == call_id, CallLeg.agent_id == agent_id)
-        )
-        return rows.scalar_one_or_none()
+        return (await s.execute(_LEG, {"call_id": call_id, "agent_id": agent_id})).scalar_one_or_none()
 
     async def _agent_of_leg(self, s: AsyncSession, call_id: int, leg_id: str) -> int | None:
-        rows = await s.execute(
-            select(CallLeg.agent_id).where(CallLeg.call_id == call_id, CallLeg.leg_id == leg_id)
-        )
+        rows = await s.execute(_AGENT_OF_LEG, {"call_id": call_id, "leg_id": leg_id})
         return rows.scalar_one_or_none()
 
     async def leg_known(
-        self, s: AsyncSession, provider: str, provider_call_id: str, agent_id: int, leg_id: str
+        self,
+        s: AsyncSession,
+        provider: str,
+        provider_call_id: str,
+        agent_id: int,
+        leg_id: str,
+        *,
+        call_id: int | None = None,
     ) -> bool:
         """Whether `leg_seen` would change nothing: the leg's id is known (or the call is not)."""
-        row = await s.execute(
-            select(CallLeg.leg_id)
-            .join(Call, Call.id == CallLeg.call_id)
-            .where(
-                Call.provider == provider,
-                Call.provider_call_id == provider_call_id,
-                CallLeg.agent_id == agent_id,
-            )
-        )
+        if call_id is not None:
+            row = await s.execute(_LEG_ID, {"call_id": call_id, "agent_id": agent_id})
+        else:
+            params = {"provider": provider, "provider_call_id": provider_call_id, "agent_id": agent_id}
+            row = await s.execute(_LEG_ID_BY_PROVIDER_ID, params)
         known = row.one_or_none()
         return known is None or known.leg_id is not None
 
     async def leg_seen(
-        self, s: AsyncSession, provider: str, provider_call_id: str, agent_id: int, leg_id: str
+        self,
+        s: AsyncSession,
+        provider: str,
+        provider_call_id: str,
+        agent_id: int,
+        leg_id: str,
+        *,
+        call_id: int | None = None,
     ) -> None:
         """Remember which provider leg rings which agent (a later dial result names only the leg)."""
-        call = await self._find(s, provider, provider_call_id, lock=False)
-        if call is None:
-            return
-        leg = await self._leg(s, call.id, agent_id)
+        if call_id is None:
+            call = await self._find(s, provider, provider_call_id, lock=False)
+            if call is None:
+                return
+            call_id = call.id
+        leg = await self._leg(s, call_id, agent_id)
         if leg is not None and leg.leg_id is None:
             leg.leg_id = leg_id
 

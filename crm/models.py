@@ -345,10 +345,12 @@ DEFAULT_STAGES = (
 )
 
 
-# The tables of many-row statements (hot paths, the CSV import), as Core tables: `insert(Call)`
-# with a list of rows goes through the ORM's bulk path, which costs more per row than the write.
+# The tables of many-row statements and hot-path writes (the CSV import, calls), as Core tables:
+# `insert(Call)` with a list of rows goes through the ORM's bulk path, which costs more per row
+# than the write, and an ORM-enabled `update()` costs several times the Core one.
 CLIENTS: Table = Base.metadata.tables["clients"]
 CLIENT_PHONES: Table = Base.metadata.tables["client_phones"]
 CLIENT_EMAILS: Table = Base.metadata.tables["client_emails"]
 CALLS: Table = Base.metadata.tables["calls"]
 CALL_LEGS: Table = Base.metadata.tables["call_legs"]
+INTERACTIONS: Table = Base.metadata.tables["interactions"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -68,6 +68,25 @@ async def enqueue(
     )
     s.info.setdefault(DIRTY, set()).add(channel)
     return int(result.scalar_one())
+
+
+_DUE = (
+    select(OutboxMessage.id)
+    .where(
+        OutboxMessage.channel == bindparam("channel"),
+        OutboxMessage.status == "pending",
+        OutboxMessage.next_attempt_at <= bindparam("now"),
+        OutboxMessage.locked_until.is_(None) | (OutboxMessage.locked_until < bindparam("now")),
+    )
+    .limit(1)
+)
+
+
+async def any_due(s: AsyncSession, channel: str, *, now: datetime) -> bool:
+    """Whether `claim` may find something: a read, so that a sender with nothing to do does not
+    wait for (or hold) SQLite's write lock."""
+    conn = await s.connection()
+    return (await conn.execute(_DUE, {"channel": channel, "now": now})).first() is not None
 
 
 async def claim(

@@ -143,6 +143,9 @@ class OutboxWorker:
         room = self.concurrency - len(self._inflight)
         if room <= 0:
             return []
+        async with self.store.looking_up() as s:
+            if not await outbox.any_due(s, self.channel, now=self.clock.now()):
+                return []
         async with self.store.session() as s:
             return await outbox.claim(s, self.channel, now=self.clock.now(), lease=self.lease, limit=room)
 

@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 from multidict import MultiDictProxy
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.call_events import AgentAnswered
 from crm.call_flow import CallFlow
@@ -68,15 +67,9 @@ def _call_ref(request: web.Request) -> int | None:
     return int(raw) if raw.isdigit() else None
 
 
-async def _parent_sid(s: AsyncSession, request: web.Request, form: Mapping[str, str]) -> str:
-    """The provider id of our call: looked up by the `call` we put in the URL (legs and outbound
-    calls carry their own CallSid), else named by the request; read in the callback's own unit
-    of work, so a callback is one transaction."""
-    call_id = _call_ref(request)
-    if call_id is not None:
-        provider_call_id = await _flow(request).provider_id(s, call_id)
-        if provider_call_id is not None:
-            return provider_call_id
+def _parent_sid(form: Mapping[str, str]) -> str:
+    """The provider id of the call a callback is about, as the request names it (an agent's leg
+    names its parent). The `call` we put in our callback URLs (`_call_ref`) is the surer key."""
     sid = form.get("ParentCallSid") or form.get("CallSid")
     if not sid:
         raise MissingParameter("CallSid")
@@ -130,9 +123,9 @@ async def voice(request: web.Request, form: Form) -> web.Response:
 async def answered(request: web.Request, form: Form) -> web.Response:
     """An agent's leg picked up (Twilio fetches this before bridging): pop their card."""
     agent = _agent_ref(request)
+    now = request.app[CRM].clock.now()
+    event = AgentAnswered(PROVIDER, _parent_sid(form), agent, form.get("CallSid"), now, _call_ref(request))
     async with request.app[STORE].session() as s:
-        sid = await _parent_sid(s, request, form)
-        event = AgentAnswered(PROVIDER, sid, agent, form.get("CallSid"), request.app[CRM].clock.now())
         await _flow(request).answered(s, event)
     return _xml(twiml.empty())
 
@@ -144,26 +137,28 @@ async def leg(request: web.Request, form: Form) -> web.Response:
     after a read, without waiting for a turn to write."""
     agent = _agent_ref(request)
     leg_sid = parse.required(form, "CallSid")
+    sid = _parent_sid(form)
+    call_id = _call_ref(request)
     flow = _flow(request)
     answer = form.get("CallStatus") == "in-progress"
     if not answer:
         async with request.app[STORE].looking_up() as s:
-            sid = await _parent_sid(s, request, form)
-            if await flow.leg_known(s, PROVIDER, sid, agent, leg_sid):
+            if await flow.leg_known(s, PROVIDER, sid, agent, leg_sid, call_id=call_id):
                 return _xml(twiml.empty())
     async with request.app[STORE].session() as s:
-        sid = await _parent_sid(s, request, form)
-        await flow.leg_seen(s, PROVIDER, sid, agent, leg_sid)
+        await flow.leg_seen(s, PROVIDER, sid, agent, leg_sid, call_id=call_id)
         if answer:
-            await flow.answered(s, AgentAnswered(PROVIDER, sid, agent, leg_sid, request.app[CRM].clock.now()))
+            now = request.app[CRM].clock.now()
+            await flow.answered(s, AgentAnswered(PROVIDER, sid, agent, leg_sid, now, call_id))
     return _xml(twiml.empty())
 
 
 @twilio_webhook("dial")
 async def dial(request: web.Request, form: Form) -> web.Response:
     """The ringing ended: hang up after a conversation, offer voicemail when nobody took it."""
+    now = request.app[CRM].clock.now()
+    event = parse.dial_ended(form, _parent_sid(form), now, call_id=_call_ref(request))
     async with request.app[STORE].session() as s:
-        event = parse.dial_ended(form, await _parent_sid(s, request, form), request.app[CRM].clock.now())
         call = await _flow(request).dial_ended(s, event)
     if call is None or event.outcome == "answered" or call.direction == "outbound":
         return _xml(twiml.hang_up())
@@ -183,10 +178,10 @@ async def recording(request: web.Request, form: Form) -> web.Response:
 
 
 async def _recording(request: web.Request, form: Form, *, voicemail: bool) -> web.Response:
-    async with request.app[STORE].session() as s:
-        sid = await _parent_sid(s, request, form)
-        event = parse.recording(form, sid, voicemail=voicemail, at=request.app[CRM].clock.now())
-        if event is not None:
+    now = request.app[CRM].clock.now()
+    event = parse.recording(form, _parent_sid(form), voicemail=voicemail, at=now, call_id=_call_ref(request))
+    if event is not None:
+        async with request.app[STORE].session() as s:
             await _flow(request).recording(s, event)
     return _xml(twiml.hang_up())
 

@@ -53,7 +53,9 @@ def call_started(form: Mapping[str, str], at: datetime) -> CallStarted:
     )
 
 
-def dial_ended(form: Mapping[str, str], provider_call_id: str, at: datetime) -> DialEnded:
+def dial_ended(
+    form: Mapping[str, str], provider_call_id: str, at: datetime, *, call_id: int | None = None
+) -> DialEnded:
     status = required(form, "DialCallStatus")
     outcome = DIAL_OUTCOME.get(status, "failed")
     if outcome == "answered" and form.get("DialBridged", "").lower() == "false":
@@ -66,6 +68,7 @@ def dial_ended(form: Mapping[str, str], provider_call_id: str, at: datetime) -> 
         talk_seconds=seconds(form, "DialCallDuration"),
         recording_url=form.get("RecordingUrl") or None,
         at=at,
+        call_id=call_id,
     )
 
 
@@ -84,7 +87,12 @@ def call_ended(form: Mapping[str, str], at: datetime) -> CallEnded | None:
 
 
 def recording(
-    form: Mapping[str, str], provider_call_id: str, *, voicemail: bool, at: datetime
+    form: Mapping[str, str],
+    provider_call_id: str,
+    *,
+    voicemail: bool,
+    at: datetime,
+    call_id: int | None = None,
 ) -> RecordingReady | None:
     """A recording callback or a <Record> action; None when it carries no recording."""
     url = form.get("RecordingUrl", "").strip()
@@ -98,4 +106,5 @@ def recording(
         duration_s=seconds(form, "RecordingDuration"),
         voicemail=voicemail,
         at=at,
+        call_id=call_id,
     )
