@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import BindParameter, Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.models import Agent, Client, ClientEmail, ClientPhone, Deal, Interaction, Stage, Task
@@ -85,6 +85,50 @@ class Card:
     recent_interactions: list[InteractionView] = field(default_factory=list)
 
 
+# Built once (a card goes out for every answered call): building a statement costs about what
+# running it does. `ids` are the clients' ids.
+_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
+_CLIENTS = select(Client).where(Client.id.in_(_IDS))
+_PHONES = (
+    select(ClientPhone.client_id, ClientPhone.e164, ClientPhone.raw)
+    .where(ClientPhone.client_id.in_(_IDS))
+    .order_by(ClientPhone.client_id, ClientPhone.position, ClientPhone.id)
+)
+_EMAILS = (
+    select(ClientEmail.client_id, ClientEmail.raw)
+    .where(ClientEmail.client_id.in_(_IDS))
+    .order_by(ClientEmail.client_id, ClientEmail.position, ClientEmail.id)
+)
+_OPEN_DEALS = (
+    select(Deal.id, Deal.client_id, Deal.title, Stage.name, Deal.amount, Deal.owner_id, Deal.created_at)
+    .join(Stage, Stage.id == Deal.stage_id)
+    .where(Deal.client_id.in_(_IDS), Deal.closed_at.is_(None))
+    .order_by(Deal.id)
+)
+_OPEN_TASKS = (
+    select(Task.id, Task.client_id, Task.title, Task.due_at, Task.agent_id, Task.call_id)
+    .where(Task.client_id.in_(_IDS), Task.done.is_(False))
+    .order_by(Task.due_at, Task.id)
+)
+_RANKED = (
+    select(
+        Interaction.client_id,
+        Interaction.kind,
+        Interaction.at,
+        Interaction.summary,
+        Interaction.agent_id,
+        func.row_number()
+        .over(partition_by=Interaction.client_id, order_by=(Interaction.at.desc(), Interaction.id.desc()))
+        .label("n"),
+    )
+    .where(Interaction.client_id.in_(_IDS))
+    .subquery()
+)
+_RECENT = select(_RANKED).where(_RANKED.c.n <= bindparam("recent")).order_by(_RANKED.c.client_id, _RANKED.c.n)
+_AGENT_NAMES = select(Agent.id, Agent.name).where(Agent.id.in_(_IDS))
+_CLIENT_NAMES = select(Client.id, Client.name).where(Client.id.in_(_IDS))
+
+
 async def build_cards(
     s: AsyncSession, ids: Sequence[int], *, now: datetime, recent: int = RECENT
 ) -> list[Card]:
@@ -92,70 +136,39 @@ async def build_cards(
     if not ids:
         return []
     wanted = list(dict.fromkeys(ids))
-    clients = {c.id: c for c in (await s.execute(select(Client).where(Client.id.in_(wanted)))).scalars()}
+    clients = {c.id: c for c in (await s.execute(_CLIENTS, {"ids": wanted})).scalars()}
     if not clients:
         return []
-    present = list(clients)
+    present = {"ids": list(clients)}
 
     phones: dict[int, list[PhoneView]] = defaultdict(list)
-    for row in await s.execute(
-        select(ClientPhone.client_id, ClientPhone.e164, ClientPhone.raw)
-        .where(ClientPhone.client_id.in_(present))
-        .order_by(ClientPhone.client_id, ClientPhone.position, ClientPhone.id)
-    ):
+    for row in await s.execute(_PHONES, present):
         phones[row.client_id].append(PhoneView(row.e164, row.raw))
 
     emails: dict[int, list[str]] = defaultdict(list)
-    for erow in await s.execute(
-        select(ClientEmail.client_id, ClientEmail.raw)
-        .where(ClientEmail.client_id.in_(present))
-        .order_by(ClientEmail.client_id, ClientEmail.position, ClientEmail.id)
-    ):
+    for erow in await s.execute(_EMAILS, present):
         emails[erow.client_id].append(erow.raw)
 
     deals: dict[int, list[DealView]] = defaultdict(list)
-    for drow in await s.execute(
-        select(Deal.id, Deal.client_id, Deal.title, Stage.name, Deal.amount, Deal.owner_id, Deal.created_at)
-        .join(Stage, Stage.id == Deal.stage_id)
-        .where(Deal.client_id.in_(present), Deal.closed_at.is_(None))
-        .order_by(Deal.id)
-    ):
+    for drow in await s.execute(_OPEN_DEALS, present):
         deals[drow.client_id].append(
             DealView(drow.id, drow.title, drow.name, drow.amount, drow.owner_id, drow.created_at)
         )
 
     tasks: dict[int, list[TaskView]] = defaultdict(list)
-    for trow in await s.execute(
-        select(Task.id, Task.client_id, Task.title, Task.due_at, Task.agent_id, Task.call_id)
-        .where(Task.client_id.in_(present), Task.done.is_(False))
-        .order_by(Task.due_at, Task.id)
-    ):
+    for trow in await s.execute(_OPEN_TASKS, present):
         tasks[trow.client_id].append(TaskView(trow.id, trow.title, trow.due_at, trow.agent_id, trow.call_id))
 
-    ranked = (
-        select(
-            Interaction.client_id,
-            Interaction.kind,
-            Interaction.at,
-            Interaction.summary,
-            Interaction.agent_id,
-            func.row_number()
-            .over(partition_by=Interaction.client_id, order_by=(Interaction.at.desc(), Interaction.id.desc()))
-            .label("n"),
-        )
-        .where(Interaction.client_id.in_(present))
-        .subquery()
-    )
     history: dict[int, list[tuple[str, datetime, str, int | None]]] = defaultdict(list)
-    for row in await s.execute(
-        select(ranked).where(ranked.c.n <= recent).order_by(ranked.c.client_id, ranked.c.n)
-    ):
+    for row in await s.execute(_RECENT, {**present, "recent": recent}):
         history[row.client_id].append((row.kind, row.at, row.summary, row.agent_id))
 
     agent_ids = {c.owner_id for c in clients.values() if c.owner_id is not None}
     agent_ids |= {a for items in history.values() for (_, _, _, a) in items if a is not None}
-    agents = await _names(s, Agent, agent_ids)
-    companies = await _names(s, Client, {c.company_id for c in clients.values() if c.company_id is not None})
+    agents = await _names(s, _AGENT_NAMES, agent_ids)
+    companies = await _names(
+        s, _CLIENT_NAMES, {c.company_id for c in clients.values() if c.company_id is not None}
+    )
 
     cards = []
     for client_id in wanted:
@@ -197,11 +210,10 @@ async def build_card(s: AsyncSession, client_id: int, *, now: datetime, recent: 
     return cards[0] if cards else None
 
 
-async def _names(s: AsyncSession, table: type[Agent] | type[Client], ids: set[int]) -> dict[int, str]:
+async def _names(s: AsyncSession, names: Select[int, str], ids: set[int]) -> dict[int, str]:
     if not ids:
         return {}
-    rows = await s.execute(select(table.id, table.name).where(table.id.in_(ids)))
-    return {row.id: row.name for row in rows}
+    return {row.id: row.name for row in await s.execute(names, {"ids": list(ids)})}
 
 
 def _ref(names: dict[int, str], key: int | None) -> AgentRef | None:

@@ -96,7 +96,13 @@ def _tune_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         read_only = conn.get_execution_options().get(_READ_ONLY, False)
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        # On the driver's cursor: every unit of work begins here, and SQLAlchemy's statement
+        # machinery (a context, events, a result) costs more than the BEGIN itself.
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        finally:
+            cursor.close()
 
 
 class Store:
