@@ -12,7 +12,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import bindparam, case, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -74,6 +74,18 @@ class ClientDraft:
 class _Checked:
     phones: list[Phone] = field(default_factory=list)
     emails: list[tuple[str, str]] = field(default_factory=list)  # (address, raw)
+
+
+# One statement for "the owner, made `agent` when there is none" (an answered call, a lead).
+_CLAIM_OWNER = (
+    update(CLIENTS)
+    .where(CLIENTS.c.id == bindparam("client"))
+    .values(
+        owner_id=func.coalesce(CLIENTS.c.owner_id, bindparam("agent")),
+        updated_at=case((CLIENTS.c.owner_id.is_(None), bindparam("now")), else_=CLIENTS.c.updated_at),
+    )
+    .returning(CLIENTS.c.owner_id)
+)
 
 
 class Clients:
@@ -459,13 +471,13 @@ class Clients:
 
     async def set_owner_if_none(self, s: AsyncSession, client_id: int, agent_id: int) -> int:
         """Give the client a sticky owner unless it has one; returns whoever owns it now."""
-        await s.execute(
-            update(Client)
-            .where(Client.id == client_id, Client.owner_id.is_(None))
-            .values(owner_id=agent_id, updated_at=self.clock.now())
-        )
-        owner = (await s.execute(select(Client.owner_id).where(Client.id == client_id))).scalar_one()
-        return agent_id if owner is None else owner
+        conn = await s.connection()
+        params = {"client": client_id, "agent": agent_id, "now": self.clock.now()}
+        owner = (await conn.execute(_CLAIM_OWNER, params)).scalar_one()
+        client = s.identity_map.get(Session.identity_key(Client, client_id))
+        if client is not None:  # a Core statement: the session's copy learns of it on next use
+            s.expire(client, ["owner_id", "updated_at"])
+        return int(owner)
 
     def _check(self, draft: ClientDraft) -> _Checked:
         """Read every phone and e-mail of a draft; all problems at once, as field errors."""

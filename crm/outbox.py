@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from crm.clock import Clock
-from crm.models import OutboxMessage
+from crm.models import OUTBOX, OutboxMessage
 
 CHANNELS = ("telegram", "mail", "telephony")
 # The channels a session enqueued messages for, so whoever owns the session can wake their
@@ -133,12 +133,20 @@ async def claim(
     ]
 
 
+# An outcome is recorded for every message sent: a Core statement built once (`message` is the id).
+_SETTLE = update(OUTBOX).where(OUTBOX.c.id == bindparam("message"))
+_MARK_DONE = _SETTLE.values(
+    status=bindparam("outcome"), sent_at=bindparam("at"), locked_until=None, last_error=bindparam("error")
+)
+
+
+async def _mark_done(s: AsyncSession, message_id: int, outcome: str, at: datetime, error: str | None) -> None:
+    conn = await s.connection()
+    await conn.execute(_MARK_DONE, {"message": message_id, "outcome": outcome, "at": at, "error": error})
+
+
 async def mark_sent(s: AsyncSession, message_id: int, *, now: datetime) -> None:
-    await s.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == message_id)
-        .values(status="sent", sent_at=now, locked_until=None, last_error=None)
-    )
+    await _mark_done(s, message_id, "sent", now, None)
 
 
 async def mark_retry(
@@ -146,30 +154,22 @@ async def mark_retry(
 ) -> None:
     """Try again at `at`; the queue behind it waits, so order is kept. `uncount`: this attempt
     does not count against the message (the receiver only asked us to slow down)."""
-    attempts = OutboxMessage.attempts - 1 if uncount else OutboxMessage.attempts
-    await s.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == message_id)
-        .values(next_attempt_at=at, locked_until=None, last_error=error[:2000], attempts=attempts)
+    attempts = OUTBOX.c.attempts - 1 if uncount else OUTBOX.c.attempts
+    conn = await s.connection()
+    await conn.execute(
+        _SETTLE.values(next_attempt_at=at, locked_until=None, last_error=error[:2000], attempts=attempts),
+        {"message": message_id},
     )
 
 
 async def mark_failed(s: AsyncSession, message_id: int, *, now: datetime, error: str) -> None:
     """Give up on a message that can never be delivered (the recipient is gone or blocked us)."""
-    await s.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == message_id)
-        .values(status="failed", sent_at=now, locked_until=None, last_error=error[:2000])
-    )
+    await _mark_done(s, message_id, "failed", now, error[:2000])
 
 
 async def mark_skipped(s: AsyncSession, message_id: int, *, now: datetime, reason: str) -> None:
     """Not sent because it no longer matters (a reminder for a task done meanwhile)."""
-    await s.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == message_id)
-        .values(status="skipped", sent_at=now, locked_until=None, last_error=reason[:2000])
-    )
+    await _mark_done(s, message_id, "skipped", now, reason[:2000])
 
 
 async def next_due(s: AsyncSession, channel: str) -> datetime | None:

@@ -39,6 +39,7 @@ _ON_CALL = (
     .where(Agent.removed_at.is_(None))
     .order_by(Agent.id)
 )
+_ON_CALL_BY_ID = _ON_CALL.where(Agent.id.in_(bindparam("ids", expanding=True)))
 _FIRST_PHONES = (
     select(ClientPhone.client_id, ClientPhone.e164)
     .where(ClientPhone.client_id.in_(bindparam("ids", expanding=True)), ClientPhone.e164.is_not(None))
@@ -183,15 +184,29 @@ class Router:
 
     def ring_groups(self, s: Session, callers: Sequence[Caller | None]) -> list[list[OnCall]]:
         """`agents_for_call` for many calls at once (one group commit, in plain SQLAlchemy): the
-        agents are read once, and the clients' regions only when a rule needs them."""
-        active = [OnCall(*row) for row in s.connection().execute(_ON_CALL)]
-        regions: dict[int, str | None] = {}
-        if self.rules.rules:
-            regions = _client_regions(s, {c.client_id for c in callers if c is not None})
-        return [
-            ring_group(c.owner_id if c else None, regions.get(c.client_id) if c else None, active, self.rules)
-            for c in callers
-        ]
+        callers' owners are read first; everyone else (once), and the clients' regions, only for
+        the calls their owners cannot take."""
+        conn = s.connection()
+        owner_ids = list({c.owner_id for c in callers if c is not None and c.owner_id is not None})
+        owners = {}
+        if owner_ids:
+            owners = {row.id: OnCall(*row) for row in conn.execute(_ON_CALL_BY_ID, {"ids": owner_ids})}
+        groups: list[list[OnCall]] = []
+        rest: list[tuple[int, Caller | None]] = []
+        for i, c in enumerate(callers):
+            owner = sticky_owner(owners.get(c.owner_id) if c is not None and c.owner_id is not None else None)
+            groups.append([owner] if owner is not None else [])
+            if owner is None:
+                rest.append((i, c))
+        if rest:
+            active = [OnCall(*row) for row in conn.execute(_ON_CALL)]
+            regions: dict[int, str | None] = {}
+            if self.rules.rules:
+                regions = _client_regions(s, {c.client_id for _, c in rest if c is not None})
+            for i, c in rest:
+                region = regions.get(c.client_id) if c is not None else None
+                groups[i] = ring_group(None, region, active, self.rules)
+        return groups
 
     async def agent_for(
         self,
@@ -279,11 +294,11 @@ async def agents_for_call(
     s: AsyncSession, client_id: int | None, rules: RoutingRules = NO_RULES
 ) -> list[Agent]:
     """The agents to ring at once for a call from this client (see `ring_group`)."""
-    owner_id = None
-    if client_id is not None:
-        owner_id = (await s.execute(select(Client.owner_id).where(Client.id == client_id))).scalar()
+    owner = sticky_owner(await _owner(s, client_id))
+    if owner is not None:
+        return [owner]
     region = await _client_region(s, client_id) if rules.rules else None
-    return ring_group(owner_id, region, await _active(s), rules)
+    return ring_group(None, region, await _active(s), rules)
 
 
 class Ringable(Protocol):
@@ -318,15 +333,21 @@ class OnCall:
 A = TypeVar("A", bound=Ringable)
 
 
-def ring_group(owner_id: int | None, region: str | None, active: Sequence[A], rules: RoutingRules) -> list[A]:
+def sticky_owner(owner: A | None) -> A | None:
+    """The client's owner (who has not left), when a call from the client rings them alone: they
+    are on duty and can be rung."""
+    return owner if owner is not None and owner.on_duty and reachable_by_phone_system(owner) else None
+
+
+def ring_group(owner: A | None, region: str | None, active: Sequence[A], rules: RoutingRules) -> list[A]:
     """Whom a call rings, all at once (possibly nobody), from the agents who have not left
-    (`active`, by id): the owner on duty; else the on-duty agents of the first rule matching the
-    client's `region`; else everyone on duty; else the admins. Agents without a phone, SIP URI
-    or app identity cannot be rung and are passed over."""
+    (`active`, by id): the owner (`sticky_owner`); else the on-duty agents of the first rule
+    matching the client's `region`; else everyone on duty; else the admins. Agents without a
+    phone, SIP URI or app identity cannot be rung and are passed over."""
+    sticky = sticky_owner(owner)
+    if sticky is not None:
+        return [sticky]
     reachable = [a for a in active if reachable_by_phone_system(a)]
-    owner = next((a for a in reachable if a.id == owner_id), None) if owner_id is not None else None
-    if owner is not None and owner.on_duty:
-        return [owner]
     rule = rules.first_match(source=None, country=region) if rules.rules else None
     if rule is not None:
         order = {number: i for i, number in enumerate(rule.agents)}
