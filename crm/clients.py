@@ -19,7 +19,16 @@ from sqlalchemy.orm import Session
 
 from crm.clock import Clock
 from crm.errors import Conflict, InvalidInput, InvalidPhone, NotFound
-from crm.models import CLIENT_PHONES, CLIENTS, Agent, Client, ClientEmail, ClientIdentity, ClientPhone
+from crm.models import (
+    CLIENT_PHONES,
+    CLIENTS,
+    Agent,
+    Client,
+    ClientEmail,
+    ClientIdentity,
+    ClientPhone,
+    expire_client,
+)
 from crm.paging import Page, paginate
 from crm.phones import Phone, parse_phone, try_normalize
 from crm.text import clean_name, fold, normalize_email, shorten_name
@@ -474,9 +483,7 @@ class Clients:
         conn = await s.connection()
         params = {"client": client_id, "agent": agent_id, "now": self.clock.now()}
         owner = (await conn.execute(_CLAIM_OWNER, params)).scalar_one()
-        client = s.identity_map.get(Session.identity_key(Client, client_id))
-        if client is not None:  # a Core statement: the session's copy learns of it on next use
-            s.expire(client, ["owner_id", "updated_at"])
+        expire_client(s, client_id, "owner_id", "updated_at")
         return int(owner)
 
     def _check(self, draft: ClientDraft) -> _Checked:

@@ -24,7 +24,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 NAMING = {
@@ -355,3 +356,11 @@ CALLS: Table = Base.metadata.tables["calls"]
 CALL_LEGS: Table = Base.metadata.tables["call_legs"]
 INTERACTIONS: Table = Base.metadata.tables["interactions"]
 OUTBOX: Table = Base.metadata.tables["outbox"]
+
+
+def expire_client(s: AsyncSession, client_id: int, *attributes: str) -> None:
+    """After a Core statement changed `attributes` of a client's row: the session's copy of the
+    client, if it has one, reads them again on next use."""
+    client = s.identity_map.get(Session.identity_key(Client, client_id))
+    if client is not None:
+        s.expire(client, list(attributes))

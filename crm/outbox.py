@@ -15,7 +15,6 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from crm.clock import Clock
 from crm.models import OUTBOX, OutboxMessage
@@ -39,6 +38,50 @@ class Delivery:
     created_at: datetime
 
 
+# Built once: every card, notice and mail is enqueued, claimed and settled here.
+_ENQUEUE = (
+    insert(OUTBOX)
+    .returning(OUTBOX.c.id)
+    .values(
+        channel=bindparam("channel"),
+        queue=bindparam("queue"),
+        kind=bindparam("kind"),
+        payload=bindparam("payload"),
+        status="pending",
+        attempts=0,
+        next_attempt_at=bindparam("now"),
+        created_at=bindparam("now"),
+    )
+)
+_EARLIER = OUTBOX.alias("earlier")
+_CLAIMABLE = (
+    select(OUTBOX)
+    .where(
+        OUTBOX.c.channel == bindparam("channel"),
+        OUTBOX.c.status == "pending",
+        OUTBOX.c.next_attempt_at <= bindparam("now"),
+        OUTBOX.c.locked_until.is_(None) | (OUTBOX.c.locked_until < bindparam("now")),
+        # the oldest pending message of its queue
+        ~select(_EARLIER.c.id)
+        .where(
+            _EARLIER.c.channel == OUTBOX.c.channel,
+            _EARLIER.c.queue == OUTBOX.c.queue,
+            _EARLIER.c.status == "pending",
+            _EARLIER.c.id < OUTBOX.c.id,
+        )
+        .exists(),
+    )
+    .order_by(OUTBOX.c.id)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True, of=OUTBOX)
+)
+_LEASE = (
+    update(OUTBOX)
+    .where(OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
+    .values(locked_until=bindparam("until"), attempts=OUTBOX.c.attempts + 1)
+)
+
+
 async def enqueue(
     s: AsyncSession,
     channel: str,
@@ -51,21 +94,9 @@ async def enqueue(
     """Add a message for `channel`. Messages of one `queue` (say, one agent) keep their order."""
     if channel not in CHANNELS:
         raise ValueError(f"unknown channel {channel!r}")
-    now = clock.now()
-    result = await s.execute(
-        insert(OutboxMessage)
-        .values(
-            channel=channel,
-            queue=queue,
-            kind=kind,
-            payload=payload,
-            status="pending",
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
-        .returning(OutboxMessage.id)
-    )
+    conn = await s.connection()
+    params = {"channel": channel, "queue": queue, "kind": kind, "payload": payload, "now": clock.now()}
+    result = await conn.execute(_ENQUEUE, params)
     s.info.setdefault(DIRTY, set()).add(channel)
     return int(result.scalar_one())
 
@@ -93,43 +124,14 @@ async def claim(
     s: AsyncSession, channel: str, *, now: datetime, lease: timedelta, limit: int = 50
 ) -> list[Delivery]:
     """Lease up to `limit` messages that are due, each the oldest pending one of its queue."""
-    earlier = aliased(OutboxMessage)
-    head_of_queue = (
-        ~select(earlier.id)
-        .where(
-            earlier.channel == OutboxMessage.channel,
-            earlier.queue == OutboxMessage.queue,
-            earlier.status == "pending",
-            earlier.id < OutboxMessage.id,
-        )
-        .exists()
-    )
-    free = (OutboxMessage.locked_until.is_(None)) | (OutboxMessage.locked_until < now)
-    rows = await s.execute(
-        select(OutboxMessage)
-        .where(
-            OutboxMessage.channel == channel,
-            OutboxMessage.status == "pending",
-            OutboxMessage.next_attempt_at <= now,
-            free,
-            head_of_queue,
-        )
-        .order_by(OutboxMessage.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=OutboxMessage)
-    )
-    messages = list(rows.scalars())
-    if not messages:
+    conn = await s.connection()
+    rows = (await conn.execute(_CLAIMABLE, {"channel": channel, "now": now, "limit": limit})).all()
+    if not rows:
         return []
-    await s.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id.in_([m.id for m in messages]))
-        .values(locked_until=now + lease, attempts=OutboxMessage.attempts + 1)
-        .execution_options(synchronize_session=False)
-    )
+    await conn.execute(_LEASE, {"ids": [m.id for m in rows], "until": now + lease})
     return [
         Delivery(m.id, m.channel, m.queue, m.kind, dict(m.payload), m.attempts + 1, m.created_at)
-        for m in messages
+        for m in rows
     ]
 
 

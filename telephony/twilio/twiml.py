@@ -6,7 +6,7 @@ Every callback URL named here comes back to `gateway/twilio_webhooks.py`; the no
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import Dial, VoiceResponse
@@ -89,12 +89,14 @@ def voicemail(public_url: str, call_id: int) -> str:
     return str(response)
 
 
+@cache
 def hang_up() -> str:
     response = VoiceResponse()
     response.hangup()
     return str(response)
 
 
+@cache
 def empty() -> str:
     """Nothing to do: for the agent's leg when they pick up, Twilio then bridges the call."""
     return str(VoiceResponse())
