@@ -56,18 +56,6 @@ _LEGS = select(CallLeg).where(CallLeg.call_id == bindparam("call_id")).order_by(
 _LEG = select(CallLeg).where(
     CallLeg.call_id == bindparam("call_id"), CallLeg.agent_id == bindparam("agent_id")
 )
-_LEG_ID = select(CallLeg.leg_id).where(
-    CallLeg.call_id == bindparam("call_id"), CallLeg.agent_id == bindparam("agent_id")
-)
-_LEG_ID_BY_PROVIDER_ID = (
-    select(CallLeg.leg_id)
-    .join(Call, Call.id == CallLeg.call_id)
-    .where(
-        Call.provider == bindparam("provider"),
-        Call.provider_call_id == bindparam("provider_call_id"),
-        CallLeg.agent_id == bindparam("agent_id"),
-    )
-)
 _AGENT_OF_LEG = select(CallLeg.agent_id).where(
     CallLeg.call_id == bindparam("call_id"), CallLeg.leg_id == bindparam("leg_id")
 )
@@ -495,25 +483,6 @@ class CallFlow:
     async def _agent_of_leg(self, s: AsyncSession, call_id: int, leg_id: str) -> int | None:
         rows = await s.execute(_AGENT_OF_LEG, {"call_id": call_id, "leg_id": leg_id})
         return rows.scalar_one_or_none()
-
-    async def leg_known(
-        self,
-        s: AsyncSession,
-        provider: str,
-        provider_call_id: str,
-        agent_id: int,
-        leg_id: str,
-        *,
-        call_id: int | None = None,
-    ) -> bool:
-        """Whether `leg_seen` would change nothing: the leg's id is known (or the call is not)."""
-        if call_id is not None:
-            row = await s.execute(_LEG_ID, {"call_id": call_id, "agent_id": agent_id})
-        else:
-            params = {"provider": provider, "provider_call_id": provider_call_id, "agent_id": agent_id}
-            row = await s.execute(_LEG_ID_BY_PROVIDER_ID, params)
-        known = row.one_or_none()
-        return known is None or known.leg_id is not None
 
     async def leg_seen(
         self,

@@ -132,19 +132,13 @@ async def answered(request: web.Request, form: Form) -> web.Response:
 
 @twilio_webhook("leg")
 async def leg(request: web.Request, form: Form) -> web.Response:
-    """Progress of one agent's leg: remember its id; an answer is an answer. Most of these
-    (initiated, ringing, completed) change nothing once the leg's id is known, and are answered
-    after a read, without waiting for a turn to write."""
+    """Progress of one agent's leg (`twiml.LEG_EVENTS`): remember its id; an answer is an answer."""
     agent = _agent_ref(request)
     leg_sid = parse.required(form, "CallSid")
     sid = _parent_sid(form)
     call_id = _call_ref(request)
     flow = _flow(request)
     answer = form.get("CallStatus") == "in-progress"
-    if not answer:
-        async with request.app[STORE].looking_up() as s:
-            if await flow.leg_known(s, PROVIDER, sid, agent, leg_sid, call_id=call_id):
-                return _xml(twiml.empty())
     async with request.app[STORE].session() as s:
         await flow.leg_seen(s, PROVIDER, sid, agent, leg_sid, call_id=call_id)
         if answer:

@@ -14,7 +14,9 @@ from twilio.twiml.voice_response import Dial, VoiceResponse
 from crm.call_flow import RingPlan, RingTarget
 
 BASE = "/webhooks/twilio"
-LEG_EVENTS = "initiated ringing answered completed"
+# An agent's leg reports its id as it starts (a dial result may name only the leg) and its answer.
+# Its "ringing" and "completed" would tell us nothing we use, at a webhook each per leg.
+LEG_EVENTS = "initiated answered"
 VOICEMAIL_SECONDS = 120
 GREETING = "Sorry, nobody can take your call right now. Please leave a message after the tone."
 NOBODY = "Sorry, nobody can take your call right now. Please call again later."
