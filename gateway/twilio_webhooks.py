@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 from multidict import MultiDictProxy
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.call_events import AgentAnswered
 from crm.call_flow import CallFlow
@@ -125,8 +126,8 @@ async def answered(request: web.Request, form: Form) -> web.Response:
     agent = _agent_ref(request)
     now = request.app[CRM].clock.now()
     event = AgentAnswered(PROVIDER, _parent_sid(form), agent, form.get("CallSid"), now, _call_ref(request))
-    async with request.app[STORE].session() as s:
-        await _flow(request).answered(s, event)
+    flow = _flow(request)
+    await request.app[STORE].write_together(lambda s: flow.answered(s, event))
     return _xml(twiml.empty())
 
 
@@ -138,12 +139,15 @@ async def leg(request: web.Request, form: Form) -> web.Response:
     sid = _parent_sid(form)
     call_id = _call_ref(request)
     flow = _flow(request)
+    now = request.app[CRM].clock.now()
     answer = form.get("CallStatus") == "in-progress"
-    async with request.app[STORE].session() as s:
+
+    async def apply(s: AsyncSession) -> None:
         await flow.leg_seen(s, PROVIDER, sid, agent, leg_sid, call_id=call_id)
         if answer:
-            now = request.app[CRM].clock.now()
             await flow.answered(s, AgentAnswered(PROVIDER, sid, agent, leg_sid, now, call_id))
+
+    await request.app[STORE].write_together(apply)
     return _xml(twiml.empty())
 
 
@@ -152,8 +156,8 @@ async def dial(request: web.Request, form: Form) -> web.Response:
     """The ringing ended: hang up after a conversation, offer voicemail when nobody took it."""
     now = request.app[CRM].clock.now()
     event = parse.dial_ended(form, _parent_sid(form), now, call_id=_call_ref(request))
-    async with request.app[STORE].session() as s:
-        call = await _flow(request).dial_ended(s, event)
+    flow = _flow(request)
+    call = await request.app[STORE].write_together(lambda s: flow.dial_ended(s, event))
     if call is None or event.outcome == "answered" or call.direction == "outbound":
         return _xml(twiml.hang_up())
     return _xml(twiml.voicemail(request.app[SETTINGS].public_url, call.id))
@@ -175,8 +179,8 @@ async def _recording(request: web.Request, form: Form, *, voicemail: bool) -> we
     now = request.app[CRM].clock.now()
     event = parse.recording(form, _parent_sid(form), voicemail=voicemail, at=now, call_id=_call_ref(request))
     if event is not None:
-        async with request.app[STORE].session() as s:
-            await _flow(request).recording(s, event)
+        flow = _flow(request)
+        await request.app[STORE].write_together(lambda s: flow.recording(s, event))
     return _xml(twiml.hang_up())
 
 
@@ -184,12 +188,18 @@ async def _recording(request: web.Request, form: Form, *, voicemail: bool) -> we
 async def status(request: web.Request, form: Form) -> web.Response:
     """The call's status changed (the number's status callback, or ours for click-to-call)."""
     event = parse.call_ended(form, request.app[CRM].clock.now())
-    if event is not None:
-        call_id = _call_ref(request)
-        async with request.app[STORE].session() as s:
-            if call_id is not None:
-                await _flow(request).outbound_placed(s, call_id, event.provider_call_id)
-            await _flow(request).ended(s, event)
+    if event is None:
+        return _xml(twiml.empty())
+    ended = event
+    call_id = _call_ref(request)
+    flow = _flow(request)
+
+    async def apply(s: AsyncSession) -> None:
+        if call_id is not None:
+            await flow.outbound_placed(s, call_id, ended.provider_call_id)
+        await flow.ended(s, ended)
+
+    await request.app[STORE].write_together(apply)
     return _xml(twiml.empty())
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 
 import pytest
-from sqlalchemy import make_url, text
+from sqlalchemy import make_url, select, text
 
 from crm.store import Store
 from tests.databases import backend
@@ -95,3 +96,35 @@ async def test_a_failed_unit_of_work_leaves_nothing_behind(store: Store) -> None
         await crash_half_way()
     async with store.reading() as s:
         assert await crm.clients.count(s) == 0
+
+
+async def test_work_written_together_commits_all_but_the_one_that_fails(store: Store) -> None:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from crm.clients import ClientDraft
+    from crm.models import Client
+    from crm.service import Crm
+
+    crm = Crm()
+
+    def create(name: str, phone: str, *, then_fail: bool = False) -> Callable[[AsyncSession], Awaitable[int]]:
+        async def work(s: AsyncSession) -> int:
+            client_id = await crm.clients.create(s, ClientDraft(name=name, phones=[phone]))
+            if then_fail:
+                raise RuntimeError(f"{name} fails after writing")
+            return client_id
+
+        return work
+
+    results = await asyncio.gather(
+        store.write_together(create("Ada", "+14155550101")),
+        store.write_together(create("Bob", "+14155550102", then_fail=True)),
+        store.write_together(create("Cy", "+14155550103")),
+        return_exceptions=True,
+    )
+
+    assert isinstance(results[0], int) and isinstance(results[2], int)
+    assert isinstance(results[1], RuntimeError)
+    async with store.reading() as s:
+        names = sorted((await s.execute(select(Client.name))).scalars())
+    assert names == ["Ada", "Cy"]
