@@ -21,6 +21,7 @@ from pathlib import Path
 from crm.clock import SystemClock
 from crm.csv_import import import_clients
 from crm.store import Store
+from gateway.cli import freeze_startup_objects
 
 
 def write_csv(path: Path, rows: int, seed: int = 7) -> None:
@@ -54,6 +55,7 @@ async def run(rows: int, database_url: str | None) -> None:
         url = database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
         store = Store(url, pool_size=2)
         await store.upgrade()
+        freeze_startup_objects()  # as `crm-gateway import` does
         started, cpu_started = time.perf_counter(), time.process_time()
         report = await import_clients(store, source, region="US", clock=SystemClock())
         # CPU time of all the process's threads, too: other load on the machine stretches the
