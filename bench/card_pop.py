@@ -31,7 +31,7 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -121,14 +121,14 @@ async def measure(
             port = free_port()
             env = _gateway_env(url, telegram, port, paid_broadcast=paid_broadcast)
             async with (
-                _gateway(env, port, Path(tmp) / "gateway.log"),
+                _gateway(env, port, Path(tmp) / "gateway.log") as gateway_pid,
                 StampingTwilio(
                     base_url=f"http://127.0.0.1:{port}",
                     account_sid=DEFAULT_ACCOUNT_SID,
                     auth_token=DEFAULT_AUTH_TOKEN,
                 ) as twilio,
             ):
-                res = await _drive(twilio, telegram, rate, total, agents, warmup)
+                res = await _drive(twilio, telegram, rate, total, agents, warmup, lambda: cpu_s(gateway_pid))
         res["paid_broadcast"] = paid_broadcast
         res["refused_sends"] = sum(
             1 for c in telegram.history if c.method == "sendMessage" and c.status == 429
@@ -153,8 +153,14 @@ def _gateway_env(url: str, telegram: BotApiServer, port: int, *, paid_broadcast:
     }
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user and system, all threads) process `pid` has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @asynccontextmanager
-async def _gateway(env: dict[str, str], port: int, log: Path) -> AsyncIterator[None]:
+async def _gateway(env: dict[str, str], port: int, log: Path) -> AsyncIterator[int]:
     """`crm-gateway serve` as a process of its own on `bench.run`'s server CPU (`bench.run.server`,
     whose blocking start and stop run on a thread while the fakes keep serving on this loop);
     this process (the load, the fake Twilio and the fake Bot API) moves to the load CPU."""
@@ -162,9 +168,9 @@ async def _gateway(env: dict[str, str], port: int, log: Path) -> AsyncIterator[N
     gateway = [str(Path(sys.executable).parent / "crm-gateway"), "serve"]
     with ExitStack() as running:
         probe = f"http://127.0.0.1:{port}/healthz"
-        await asyncio.to_thread(running.enter_context, server(gateway, probe, env=env, log=log))
+        pid = await asyncio.to_thread(running.enter_context, server(gateway, probe, env=env, log=log))
         try:
-            yield
+            yield pid
         finally:
             await asyncio.to_thread(running.close)
 
@@ -195,7 +201,13 @@ async def _call(twilio: StampingTwilio, k: int, agents: int, sids: dict[str, str
 
 
 async def _drive(
-    twilio: StampingTwilio, telegram: StampingBotApi, rate: float, total: int, agents: int, warmup: int
+    twilio: StampingTwilio,
+    telegram: StampingBotApi,
+    rate: float,
+    total: int,
+    agents: int,
+    warmup: int,
+    gateway_cpu_s: Callable[[], float],
 ) -> dict[str, Any]:
     sids: dict[str, str] = {}
     errors: list[str] = []
@@ -207,6 +219,7 @@ async def _drive(
     lags: list[float] = []
     watcher = asyncio.create_task(_loop_lag(lags))
     scheduled: dict[int, float] = {}
+    cpu_started = gateway_cpu_s()
     started = time.monotonic()
     tasks = []
     for k in range(total):
@@ -222,6 +235,7 @@ async def _drive(
         if all(caller in telegram.card_at for caller in sids.values()):
             break
         await asyncio.sleep(0.05)
+    cpu_used, busy_s = gateway_cpu_s() - cpu_started, time.monotonic() - started
     watcher.cancel()
 
     by_caller = {caller_phone(k): at for k, at in scheduled.items()}
@@ -257,6 +271,10 @@ async def _drive(
         "answers_per_s": _answer_rate(twilio.answered_at, sids),
         "call_start_to_answer_p50": round(percentile(setup, 50), 1),
         "call_start_to_answer_p99": round(percentile(setup, 99), 1),
+        # From the first call to the last card: every call's whole life (webhooks, the card's
+        # rendering and sending), and whatever else the gateway did meanwhile.
+        "gateway_cpu_ms_per_call": round(cpu_used * 1000 / total, 1),
+        "gateway_core_busy": round(cpu_used / busy_s, 2),
         "loop_lag_p50": round(percentile(lags, 50), 1),
         "loop_lag_p99": round(percentile(lags, 99), 1),
     }
@@ -291,6 +309,8 @@ def report(res: dict[str, Any]) -> str:
         f"  scheduled call start → answer stamp (voice webhook, ringing legs): "
         f"p50 {res['call_start_to_answer_p50']} ms, p99 {res['call_start_to_answer_p99']} ms; "
         f"answers reached {res['answers_per_s']}/s",
+        f"  the gateway's CPU: {res['gateway_cpu_ms_per_call']} ms per call; its core "
+        f"{res['gateway_core_busy']:.0%} busy from the first call to the last card",
         f"  event-loop lag (10 ms sleeps): p50 {res['loop_lag_p50']} ms, p99 {res['loop_lag_p99']} ms",
         f"  never arrived within {NEVER_S:g} s: {res['never']}; failed calls: {res['errors']}",
         f"  Telegram limits: {res['refused_sends']} sends refused (429); paid broadcasts "

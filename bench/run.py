@@ -360,7 +360,17 @@ def card_pop(*, paid_broadcast: bool) -> dict[str, Any]:
         bench_card_pop.measure(rate=50, seconds=10, agents=CARD_POP_AGENTS, paid_broadcast=paid_broadcast)
     )
     print(bench_card_pop.report(figures), flush=True)
-    keys = ("p50", "p99", "max", "calls", "agents", "answers_per_s", "refused_sends", "paid_sends")
+    keys = (
+        "p50",
+        "p99",
+        "max",
+        "calls",
+        "agents",
+        "answers_per_s",
+        "refused_sends",
+        "paid_sends",
+        "gateway_cpu_ms_per_call",
+    )
     return {key: figures[key] for key in keys}
 
 
