@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from crm.clock import Clock
 from crm.errors import Conflict, InvalidInput, InvalidPhone, NotFound
 from crm.models import (
+    CLIENT_EMAILS,
     CLIENT_PHONES,
     CLIENTS,
     Agent,
@@ -44,6 +45,10 @@ _CALLERS = (
 )
 _INSERT_CLIENTS = insert(CLIENTS).returning(CLIENTS.c.id, sort_by_parameter_order=True)
 _INSERT_PHONES = insert(CLIENT_PHONES)
+# …and of every client made or matched one at a time (a lead, a message, the API).
+_INSERT_EMAILS = insert(CLIENT_EMAILS)
+_ID_BY_E164 = select(CLIENT_PHONES.c.client_id).where(CLIENT_PHONES.c.e164 == bindparam("e164"))
+_ID_BY_EMAIL = select(CLIENT_EMAILS.c.client_id).where(CLIENT_EMAILS.c.address == bindparam("address"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,16 +141,16 @@ class Clients:
         return await self._id_by_e164(s, e164)
 
     async def _id_by_e164(self, s: AsyncSession, e164: str) -> int | None:
-        row = await s.execute(select(ClientPhone.client_id).where(ClientPhone.e164 == e164))
-        return row.scalar_one_or_none()
+        conn = await s.connection()
+        return (await conn.execute(_ID_BY_E164, {"e164": e164})).scalar_one_or_none()
 
     async def id_by_email(self, s: AsyncSession, raw: str) -> int | None:
         try:
             address = normalize_email(raw)
         except ValueError:
             return None
-        row = await s.execute(select(ClientEmail.client_id).where(ClientEmail.address == address))
-        return row.scalar_one_or_none()
+        conn = await s.connection()
+        return (await conn.execute(_ID_BY_EMAIL, {"address": address})).scalar_one_or_none()
 
     async def id_by_identity(self, s: AsyncSession, channel: str, external_id: str) -> int | None:
         row = await s.execute(
@@ -313,20 +318,20 @@ class Clients:
         custom: dict[str, Any] | None = None,
         notes: str | None = None,
     ) -> int:
+        conn = await s.connection()
         values = self._row(name, kind, company_id, owner_id, tags, custom, notes)
-        result = await s.execute(insert(Client).values(**values).returning(Client.id))
-        client_id = int(result.scalar_one())
+        client_id = int((await conn.execute(_INSERT_CLIENTS, values)).scalar_one())
         if phones:
-            await s.execute(
-                insert(ClientPhone),
+            await conn.execute(
+                _INSERT_PHONES,
                 [
                     {"client_id": client_id, "e164": p.e164, "raw": p.raw, "position": i}
                     for i, p in enumerate(phones)
                 ],
             )
         if emails:
-            await s.execute(
-                insert(ClientEmail),
+            await conn.execute(
+                _INSERT_EMAILS,
                 [
                     {"client_id": client_id, "address": a, "raw": r, "position": i}
                     for i, (a, r) in enumerate(emails)

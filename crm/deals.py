@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.clock import Clock
@@ -23,9 +23,11 @@ async def stage_by_name(s: AsyncSession, name: str, pipeline: str = PIPELINE) ->
     return stage
 
 
+_FIRST_STAGE = select(Stage).where(Stage.pipeline == bindparam("pipeline")).order_by(Stage.position).limit(1)
+
+
 async def first_stage(s: AsyncSession, pipeline: str = PIPELINE) -> Stage:
-    row = await s.execute(select(Stage).where(Stage.pipeline == pipeline).order_by(Stage.position).limit(1))
-    return row.scalar_one()
+    return (await s.execute(_FIRST_STAGE, {"pipeline": pipeline})).scalar_one()
 
 
 async def open_deal(

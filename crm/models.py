@@ -356,6 +356,7 @@ CALLS: Table = Base.metadata.tables["calls"]
 CALL_LEGS: Table = Base.metadata.tables["call_legs"]
 INTERACTIONS: Table = Base.metadata.tables["interactions"]
 OUTBOX: Table = Base.metadata.tables["outbox"]
+ROUTING_TURNS: Table = Base.metadata.tables["routing_turns"]
 
 
 def expire_client(s: AsyncSession, client_id: int, *attributes: str) -> None:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from crm.clients import Caller
 from crm.clock import Clock
 from crm.errors import InvalidPhone
-from crm.models import Agent, Client, ClientPhone, RoutingTurn
+from crm.models import ROUTING_TURNS, Agent, Client, ClientPhone, RoutingTurn
 from crm.phones import parse_phone, region_of
 
 RULE_KEYS = frozenset({"source", "country", "agents"})
@@ -44,6 +44,26 @@ _FIRST_PHONES = (
     select(ClientPhone.client_id, ClientPhone.e164)
     .where(ClientPhone.client_id.in_(bindparam("ids", expanding=True)), ClientPhone.e164.is_not(None))
     .order_by(ClientPhone.client_id, ClientPhone.position, ClientPhone.id)
+)
+
+
+_ACTIVE = select(Agent).where(Agent.removed_at.is_(None)).order_by(Agent.id)
+_OWNER = (
+    select(Agent)
+    .join(Client, Client.owner_id == Agent.id)
+    .where(Client.id == bindparam("client"), Agent.removed_at.is_(None))
+)
+# A pool's turn: the row read by an UPDATE, so that it stays locked until the unit of work ends.
+_TOUCH_TURN = (
+    update(ROUTING_TURNS)
+    .where(ROUTING_TURNS.c.pool == bindparam("turn_pool"))
+    .values(updated_at=bindparam("now"))
+    .returning(ROUTING_TURNS.c.last_agent_id)
+)
+_GIVE_TURN = (
+    update(ROUTING_TURNS)
+    .where(ROUTING_TURNS.c.pool == bindparam("turn_pool"))
+    .values(last_agent_id=bindparam("agent"), turns=ROUTING_TURNS.c.turns + 1, updated_at=bindparam("now"))
 )
 
 
@@ -256,22 +276,15 @@ class Router:
         if after is not None:
             later = [a for a in candidates if (position(a.id) or 0) > after]
             chosen = later[0] if later else candidates[0]
-        await s.execute(
-            update(RoutingTurn)
-            .where(RoutingTurn.pool == pool)
-            .values(last_agent_id=chosen.id, turns=RoutingTurn.turns + 1, updated_at=self.clock.now())
-        )
+        conn = await s.connection()
+        await conn.execute(_GIVE_TURN, {"turn_pool": pool, "agent": chosen.id, "now": self.clock.now()})
         return chosen
 
     async def _lock_turn(self, s: AsyncSession, pool: str) -> int | None:
         """The pool's last agent, read by an UPDATE so that the row is locked from here on."""
-        touch = (
-            update(RoutingTurn)
-            .where(RoutingTurn.pool == pool)
-            .values(updated_at=self.clock.now())
-            .returning(RoutingTurn.last_agent_id)
-        )
-        row = (await s.execute(touch)).one_or_none()
+        conn = await s.connection()
+        touch = {"turn_pool": pool, "now": self.clock.now()}
+        row = (await conn.execute(_TOUCH_TURN, touch)).one_or_none()
         if row is not None:
             return _agent_id(row.last_agent_id)
         try:
@@ -279,7 +292,7 @@ class Router:
                 await s.execute(insert(RoutingTurn).values(pool=pool, turns=0, updated_at=self.clock.now()))
         except IntegrityError:
             pass  # another process made the row first: lock theirs
-        return _agent_id((await s.execute(touch)).one().last_agent_id)
+        return _agent_id((await conn.execute(_TOUCH_TURN, touch)).one().last_agent_id)
 
 
 def _agent_id(value: Any) -> int | None:
@@ -374,18 +387,11 @@ async def follow_up_agent(s: AsyncSession, client_id: int | None) -> Agent | Non
 async def _owner(s: AsyncSession, client_id: int | None) -> Agent | None:
     if client_id is None:
         return None
-    row = await s.execute(
-        select(Agent)
-        .join(Client, Client.owner_id == Agent.id)
-        .where(Client.id == client_id, Agent.removed_at.is_(None))
-    )
-    return row.scalar_one_or_none()
+    return (await s.execute(_OWNER, {"client": client_id})).scalar_one_or_none()
 
 
 async def _active(s: AsyncSession) -> list[Agent]:
-    return list(
-        (await s.execute(select(Agent).where(Agent.removed_at.is_(None)).order_by(Agent.id))).scalars()
-    )
+    return list((await s.execute(_ACTIVE)).scalars())
 
 
 async def _rule_members(s: AsyncSession, rule: Rule) -> list[Agent]:
