@@ -49,6 +49,16 @@ _INSERT_PHONES = insert(CLIENT_PHONES)
 _INSERT_EMAILS = insert(CLIENT_EMAILS)
 _ID_BY_E164 = select(CLIENT_PHONES.c.client_id).where(CLIENT_PHONES.c.e164 == bindparam("e164"))
 _ID_BY_EMAIL = select(CLIENT_EMAILS.c.client_id).where(CLIENT_EMAILS.c.address == bindparam("address"))
+# One statement for "the owner, made `agent` when there is none" (an answered call, a lead).
+_CLAIM_OWNER = (
+    update(CLIENTS)
+    .where(CLIENTS.c.id == bindparam("client"))
+    .values(
+        owner_id=func.coalesce(CLIENTS.c.owner_id, bindparam("agent")),
+        updated_at=case((CLIENTS.c.owner_id.is_(None), bindparam("now")), else_=CLIENTS.c.updated_at),
+    )
+    .returning(CLIENTS.c.owner_id)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,18 +98,6 @@ class ClientDraft:
 class _Checked:
     phones: list[Phone] = field(default_factory=list)
     emails: list[tuple[str, str]] = field(default_factory=list)  # (address, raw)
-
-
-# One statement for "the owner, made `agent` when there is none" (an answered call, a lead).
-_CLAIM_OWNER = (
-    update(CLIENTS)
-    .where(CLIENTS.c.id == bindparam("client"))
-    .values(
-        owner_id=func.coalesce(CLIENTS.c.owner_id, bindparam("agent")),
-        updated_at=case((CLIENTS.c.owner_id.is_(None), bindparam("now")), else_=CLIENTS.c.updated_at),
-    )
-    .returning(CLIENTS.c.owner_id)
-)
 
 
 class Clients:

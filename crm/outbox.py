@@ -53,14 +53,19 @@ _ENQUEUE = (
         created_at=bindparam("now"),
     )
 )
+# Pending messages of `channel` that are due at `now` and not leased to a sender.
+_DUE_AND_FREE = (
+    OUTBOX.c.channel == bindparam("channel"),
+    OUTBOX.c.status == "pending",
+    OUTBOX.c.next_attempt_at <= bindparam("now"),
+    OUTBOX.c.locked_until.is_(None) | (OUTBOX.c.locked_until < bindparam("now")),
+)
+_DUE = select(OUTBOX.c.id).where(*_DUE_AND_FREE).limit(1)
 _EARLIER = OUTBOX.alias("earlier")
 _CLAIMABLE = (
     select(OUTBOX)
     .where(
-        OUTBOX.c.channel == bindparam("channel"),
-        OUTBOX.c.status == "pending",
-        OUTBOX.c.next_attempt_at <= bindparam("now"),
-        OUTBOX.c.locked_until.is_(None) | (OUTBOX.c.locked_until < bindparam("now")),
+        *_DUE_AND_FREE,
         # the oldest pending message of its queue
         ~select(_EARLIER.c.id)
         .where(
@@ -99,18 +104,6 @@ async def enqueue(
     result = await conn.execute(_ENQUEUE, params)
     s.info.setdefault(DIRTY, set()).add(channel)
     return int(result.scalar_one())
-
-
-_DUE = (
-    select(OutboxMessage.id)
-    .where(
-        OutboxMessage.channel == bindparam("channel"),
-        OutboxMessage.status == "pending",
-        OutboxMessage.next_attempt_at <= bindparam("now"),
-        OutboxMessage.locked_until.is_(None) | (OutboxMessage.locked_until < bindparam("now")),
-    )
-    .limit(1)
-)
 
 
 async def any_due(s: AsyncSession, channel: str, *, now: datetime) -> bool:

@@ -45,8 +45,7 @@ _FIRST_PHONES = (
     .where(ClientPhone.client_id.in_(bindparam("ids", expanding=True)), ClientPhone.e164.is_not(None))
     .order_by(ClientPhone.client_id, ClientPhone.position, ClientPhone.id)
 )
-
-
+# …and those of `Router.agent_for` (every lead and message).
 _ACTIVE = select(Agent).where(Agent.removed_at.is_(None)).order_by(Agent.id)
 _OWNER = (
     select(Agent)
@@ -225,7 +224,7 @@ class Router:
                 regions = _client_regions(s, {c.client_id for _, c in rest if c is not None})
             for i, c in rest:
                 region = regions.get(c.client_id) if c is not None else None
-                groups[i] = ring_group(None, region, active, self.rules)
+                groups[i] = ring_group(region, active, self.rules)
         return groups
 
     async def agent_for(
@@ -311,7 +310,7 @@ async def agents_for_call(
     if owner is not None:
         return [owner]
     region = await _client_region(s, client_id) if rules.rules else None
-    return ring_group(None, region, await _active(s), rules)
+    return ring_group(region, await _active(s), rules)
 
 
 class Ringable(Protocol):
@@ -352,14 +351,12 @@ def sticky_owner(owner: A | None) -> A | None:
     return owner if owner is not None and owner.on_duty and reachable_by_phone_system(owner) else None
 
 
-def ring_group(owner: A | None, region: str | None, active: Sequence[A], rules: RoutingRules) -> list[A]:
-    """Whom a call rings, all at once (possibly nobody), from the agents who have not left
-    (`active`, by id): the owner (`sticky_owner`); else the on-duty agents of the first rule
-    matching the client's `region`; else everyone on duty; else the admins. Agents without a
-    phone, SIP URI or app identity cannot be rung and are passed over."""
-    sticky = sticky_owner(owner)
-    if sticky is not None:
-        return [sticky]
+def ring_group(region: str | None, active: Sequence[A], rules: RoutingRules) -> list[A]:
+    """Whom a call rings, all at once (possibly nobody), when the client's owner does not take it
+    alone (`sticky_owner` comes first), from the agents who have not left (`active`, by id): the
+    on-duty agents of the first rule matching the client's `region`; else everyone on duty; else
+    the admins. Agents without a phone, SIP URI or app identity cannot be rung and are passed
+    over."""
     reachable = [a for a in active if reachable_by_phone_system(a)]
     rule = rules.first_match(source=None, country=region) if rules.rules else None
     if rule is not None:

@@ -187,11 +187,11 @@ async def _recording(request: web.Request, form: Form, *, voicemail: bool) -> we
 @twilio_webhook("status")
 async def status(request: web.Request, form: Form) -> web.Response:
     """The call's status changed (the number's status callback, or ours for click-to-call)."""
-    event = parse.call_ended(form, request.app[CRM].clock.now())
+    call_id = _call_ref(request)
+    event = parse.call_ended(form, request.app[CRM].clock.now(), call_id=call_id)
     if event is None:
         return _xml(twiml.empty())
     ended = event
-    call_id = _call_ref(request)
     flow = _flow(request)
 
     async def apply(s: AsyncSession) -> None:

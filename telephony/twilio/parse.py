@@ -72,7 +72,7 @@ def dial_ended(
     )
 
 
-def call_ended(form: Mapping[str, str], at: datetime) -> CallEnded | None:
+def call_ended(form: Mapping[str, str], at: datetime, *, call_id: int | None = None) -> CallEnded | None:
     """The parent call's status callback; None while the call is not over yet."""
     status = required(form, "CallStatus")
     if status not in ("completed", "busy", "failed", "no-answer", "canceled"):
@@ -83,6 +83,7 @@ def call_ended(form: Mapping[str, str], at: datetime) -> CallEnded | None:
         provider_status=status,
         duration_s=seconds(form, "CallDuration"),
         at=at,
+        call_id=call_id,
     )
 
 
