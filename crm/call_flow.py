@@ -26,6 +26,7 @@ from crm.clients import Clients
 from crm.clock import Clock
 from crm.errors import InvalidInput, InvalidPhone
 from crm.models import CALL_LEGS, CALLS, INTERACTIONS, Agent, Call, CallLeg, Client, ClientPhone, Task
+from crm.new_ids import insert_with_ids
 from crm.phones import Phone, format_international, is_anonymous, parse_phone
 
 log = logging.getLogger("crm.calls")
@@ -44,7 +45,6 @@ _LEGS_OF = (
     .where(CallLeg.call_id.in_(bindparam("calls", expanding=True)))
     .order_by(CallLeg.id)
 )
-_INSERT_CALLS = insert(CALLS).returning(CALLS.c.id, sort_by_parameter_order=True)
 _INSERT_LEGS = insert(CALL_LEGS)
 
 # The callbacks' statements, built once: building a statement costs about what running it does.
@@ -125,8 +125,9 @@ class CallFlow:
             of_call = [callers[p.e164] if p else None for p in phones]
             groups = self.router.ring_groups(s, of_call)
             conn = s.connection()
-            result = conn.execute(
-                _INSERT_CALLS,
+            call_ids = insert_with_ids(
+                conn,
+                CALLS,
                 [
                     {
                         "provider": ev.provider,
@@ -141,7 +142,6 @@ class CallFlow:
                     for ev, caller in zip(fresh, of_call, strict=True)
                 ],
             )
-            call_ids = [int(i) for i in result.scalars()]
             rings = [[t for t in map(endpoint, group) if t is not None] for group in groups]
             legs = [
                 {"call_id": call_id, "agent_id": t.agent_id, "kind": t.kind, "address": t.address}

@@ -30,6 +30,7 @@ from crm.models import (
     ClientPhone,
     expire_client,
 )
+from crm.new_ids import insert_with_ids
 from crm.paging import Page, paginate
 from crm.phones import Phone, parse_phone, try_normalize
 from crm.text import clean_name, fold, normalize_email, shorten_name
@@ -43,7 +44,7 @@ _CALLERS = (
     .join(Client, Client.id == ClientPhone.client_id)
     .where(ClientPhone.e164.in_(bindparam("numbers", expanding=True)))
 )
-_INSERT_CLIENTS = insert(CLIENTS).returning(CLIENTS.c.id, sort_by_parameter_order=True)
+_INSERT_CLIENT = insert(CLIENTS).returning(CLIENTS.c.id)
 _INSERT_PHONES = insert(CLIENT_PHONES)
 # …and of every client made or matched one at a time (a lead, a message, the API).
 _INSERT_EMAILS = insert(CLIENT_EMAILS)
@@ -240,9 +241,7 @@ class Clients:
     def _insert_people(self, s: Session, phones: Sequence[Phone]) -> list[int]:
         """New people named after their number, in two statements; their ids in order."""
         conn = s.connection()
-        ids = [
-            int(i) for i in conn.execute(_INSERT_CLIENTS, [self._row(p.display) for p in phones]).scalars()
-        ]
+        ids = insert_with_ids(conn, CLIENTS, [self._row(p.display) for p in phones])
         conn.execute(
             _INSERT_PHONES,
             [
@@ -318,7 +317,7 @@ class Clients:
     ) -> int:
         conn = await s.connection()
         values = self._row(name, kind, company_id, owner_id, tags, custom, notes)
-        client_id = int((await conn.execute(_INSERT_CLIENTS, values)).scalar_one())
+        client_id = int((await conn.execute(_INSERT_CLIENT, values)).scalar_one())
         if phones:
             await conn.execute(
                 _INSERT_PHONES,

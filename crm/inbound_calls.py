@@ -15,17 +15,17 @@ class InboundCalls:
     def __init__(self, store: Store, flow: CallFlow, *, max_batch: int = 256) -> None:
         self.store = store
         self.flow = flow
-        self._batches: GroupCommit[CallStarted, RingPlan] = GroupCommit(
+        self.group_commit: GroupCommit[CallStarted, RingPlan] = GroupCommit(
             self._write, name="inbound calls", max_batch=max_batch
         )
 
     async def start(self, event: CallStarted) -> RingPlan:
         """Log the call (once, however often the provider asks) and say whom it rings; returns
         after the call is committed."""
-        return await self._batches.submit(event)
+        return await self.group_commit.submit(event)
 
     async def close(self) -> None:
-        await self._batches.close()
+        await self.group_commit.close()
 
     async def _write(self, events: Sequence[CallStarted]) -> list[RingPlan]:
         plans = await self.store.write_sync(lambda s: self.flow.log_inbound(s, events))

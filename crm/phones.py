@@ -6,7 +6,7 @@ from abroad) normalises to the same E.164 string, so matching is an indexed equa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -71,16 +71,21 @@ class Phone:
 
     e164: str
     raw: str
+    # As phonenumbers read it, kept so that `display` need not parse the number again (a new
+    # caller's first ring is named after its number).
+    parsed: phonenumbers.PhoneNumber | None = field(default=None, compare=False, repr=False)
 
     @property
     def region(self) -> str | None:
         """ISO country of the number (worked out only when asked: it is the costly part)."""
-        return region_of(self.e164)
+        return _region(self.parsed) if self.parsed is not None else region_of(self.e164)
 
     @property
     def display(self) -> str:
         """The number in the international format people read: `+1 415-555-0100`."""
-        return format_international(self.e164)
+        if self.parsed is None:
+            return format_international(self.e164)
+        return phonenumbers.format_number(self.parsed, PhoneNumberFormat.INTERNATIONAL)
 
 
 def is_anonymous(raw: str | None) -> bool:
@@ -94,22 +99,22 @@ def parse_phone(raw: str, default_region: str) -> Phone:
     ranges, since test and drama numbers (`+44 1632 960…`) and fresh ranges are real to users.
     """
     text = raw.strip()
-    ok, e164_or_reason = _read(text, default_region)
-    if not ok:
+    e164_or_reason, parsed = _read(text, default_region)
+    if parsed is None:
         raise InvalidPhone(e164_or_reason)
-    return Phone(e164=e164_or_reason, raw=text)
+    return Phone(e164=e164_or_reason, raw=text, parsed=parsed)
 
 
 @lru_cache(maxsize=16_384)
-def _read(text: str, default_region: str) -> tuple[bool, str]:
-    """(True, E.164) or (False, why not). Cached: the same callers and spellings come back, and
-    parsing is the costly part of every webhook that names a number (~20 µs)."""
+def _read(text: str, default_region: str) -> tuple[str, phonenumbers.PhoneNumber | None]:
+    """(E.164, the number read) or (why not, None). Cached: the same callers and spellings come
+    back, and parsing is the costly part of every webhook that names a number (~20 µs)."""
     if is_anonymous(text):
-        return False, f"{text!r}: no number (caller withheld it)"
+        return f"{text!r}: no number (caller withheld it)", None
     try:
         number = phonenumbers.parse(text, default_region)
     except NumberParseException as exc:
-        return False, f"{text}: {_PARSE_ERRORS.get(exc.error_type, 'not a phone number')}"
+        return f"{text}: {_PARSE_ERRORS.get(exc.error_type, 'not a phone number')}", None
     possible = phonenumbers.is_possible_number_with_reason(number)
     if possible not in (
         phonenumbers.ValidationResult.IS_POSSIBLE,
@@ -117,10 +122,10 @@ def _read(text: str, default_region: str) -> tuple[bool, str]:
     ):
         where = phonenumbers.region_code_for_country_code(number.country_code or 0)
         reason = _POSSIBILITY_ERRORS.get(possible, "not a possible number")
-        return False, f"{text}: {reason} for {where if where != 'ZZ' else 'any country'}"
+        return f"{text}: {reason} for {where if where != 'ZZ' else 'any country'}", None
     if possible == phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY:
-        return False, f"{text}: a local number; add the area code"
-    return True, phonenumbers.format_number(number, PhoneNumberFormat.E164)
+        return f"{text}: a local number; add the area code", None
+    return phonenumbers.format_number(number, PhoneNumberFormat.E164), number
 
 
 def normalize(raw: str, default_region: str) -> str:

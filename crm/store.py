@@ -128,7 +128,7 @@ class Store:
         self._reads = async_sessionmaker(
             self.engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False
         )
-        self._together: GroupCommit[Callable[[AsyncSession], Awaitable[Any]], Any] = GroupCommit(
+        self.shared_writes: GroupCommit[Callable[[AsyncSession], Awaitable[Any]], Any] = GroupCommit(
             self._write_all, name="shared units of work"
         )
         self._lookups = async_sessionmaker(
@@ -153,7 +153,7 @@ class Store:
         has committed. For the small writes of many concurrent requests (telephony callbacks):
         the costs of a transaction (SQLite's write turn, BEGIN, the commit) are paid once for all
         of them. When one fails, the others are run again without it, each in its own unit."""
-        result: R = await self._together.submit(work)
+        result: R = await self.shared_writes.submit(work)
         return result
 
     async def _write_all(self, works: Sequence[Callable[[AsyncSession], Awaitable[Any]]]) -> list[Any]:
@@ -209,7 +209,7 @@ class Store:
         await upgrade_schema(self.engine)
 
     async def close(self) -> None:
-        await self._together.close()
+        await self.shared_writes.close()
         await self.engine.dispose()
         for inline in (self._write_engine, self._lookup_engine):
             if inline is not self.engine:

@@ -92,6 +92,7 @@ def _store(settings: Settings, *, upgrade: bool) -> Callable[[web.Application], 
             raise
         app[STORE] = store
         app[INBOUND_CALLS] = inbound = InboundCalls(store, app[CRM].calls)
+        app[METRICS].watch_group_commits([inbound.group_commit, store.shared_writes])
         yield
         await inbound.close()
         await store.close()

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+from crm.group_commit import GroupCommit
 
 
 @dataclass
@@ -28,6 +34,11 @@ class Metrics:
             registry=self.registry,
         )
 
+    def watch_group_commits(self, commits: Sequence[GroupCommit[Any, Any]]) -> None:
+        """Count the transactions `commits` write and the requests' writes they hold: the ratio
+        of their rates is how many requests share a commit under the current load."""
+        self.registry.register(_GroupCommits(commits))
+
     def render(self) -> web.Response:
         response = web.Response(body=generate_latest(self.registry))
         response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
@@ -42,3 +53,23 @@ def route_name(request: web.Request) -> str:
     if resource is None:
         return "unmatched"
     return resource.canonical or "unmatched"
+
+
+class _GroupCommits(Collector):
+    """The group commits' own counters, read when scraped (nothing to do per batch)."""
+
+    def __init__(self, commits: Sequence[GroupCommit[Any, Any]]) -> None:
+        self.commits = commits
+
+    def collect(self) -> Iterator[Metric]:
+        batches = CounterMetricFamily(
+            "crm_group_commit_batches", "Transactions written by a group commit", labels=["name"]
+        )
+        items = CounterMetricFamily(
+            "crm_group_commit_items", "Requests' writes in those transactions", labels=["name"]
+        )
+        for commit in self.commits:
+            batches.add_metric([commit.name], commit.batches)
+            items.add_metric([commit.name], commit.items)
+        yield batches
+        yield items

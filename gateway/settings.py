@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     leads_rate_limit: str = "10/minute"
     routing_file: Path | None = None
     missed_call_timeout: int = Field(default=120, ge=1)
+    access_log: bool = True
 
     @field_validator(
         "telegram_bot_token",

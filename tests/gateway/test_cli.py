@@ -130,6 +130,16 @@ def test_serve_answers_health_and_stops_cleanly_on_sigterm(env: dict[str, str], 
     assert "CRM_TELEGRAM_BOT_TOKEN" in off_lines[0] and "CRM_TWILIO_ACCOUNT_SID" in off_lines[0]
 
 
+@pytest.mark.parametrize("access_log", ["true", "false"])
+def test_the_access_log_can_be_left_to_the_proxy(
+    env: dict[str, str], tmp_path: Path, access_log: str
+) -> None:
+    body, out, _ = serve_until_healthy({**env, "CRM_ACCESS_LOG": access_log}, tmp_path)
+    assert body == {"status": "ok"}
+    logged = [line for line in out.splitlines() if '"GET /healthz HTTP/1.1" 200' in line]
+    assert len(logged) == (1 if access_log == "true" else 0), out
+
+
 def test_import_and_export_from_the_command_line(env: dict[str, str], tmp_path: Path) -> None:
     run(["agent", "add", "Alice", "--phone", "+14155550001"], env, tmp_path)
     source = tmp_path / "clients.csv"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 
+import aiohttp
 from sqlalchemy import func, select
 
 from crm.models import Call, CallLeg, Client, ClientPhone
@@ -50,6 +51,13 @@ async def test_calls_arriving_together_are_each_logged_and_rung_by_their_own_pla
     assert (await phones.call_row(calls[-1].sid)).client_id is None  # a withheld number makes no client
     assert legs == 1 + 2 * (len(calls) - 1)
     assert alice.id != bob.id
+
+    # /metrics says how many transactions the calls took: fewer than the calls, none lost.
+    async with aiohttp.ClientSession() as http, http.get(str(phones.server.make_url("/metrics"))) as r:
+        text = await r.text()
+    counted = dict(re.findall(r'crm_group_commit_(batches|items)_total\{name="inbound calls"\} (\S+)', text))
+    assert float(counted["items"]) == len(calls)
+    assert 1 <= float(counted["batches"]) < len(calls)
 
 
 async def test_a_voice_webhook_sent_twice_at_once_logs_one_call(phones: Phones) -> None:
