@@ -37,6 +37,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from crm.clock import Clock
 from crm.errors import InvalidInput, InvalidPhone
 from crm.models import CLIENT_EMAILS, CLIENT_PHONES, CLIENTS, Agent
+from crm.new_ids import next_id
 from crm.phones import format_international, parse_phone
 from crm.store import Store
 from crm.text import MAX_NAME, clean_name, fold, normalize_email, split_list
@@ -651,16 +652,19 @@ class _SqliteWrites:
         self._tags_json: dict[tuple[str, ...], Any] = {}
         self._custom_json: dict[tuple[tuple[str, Any], ...], Any] = {}
         self._inserts = {
-            table.name: _positional(table, _ROW_COLUMNS[table.name], dialect)
-            for table in (_CLIENTS, _PHONES, _EMAILS)
+            table.name: _positional(table, _ROW_COLUMNS[table.name], dialect) for table in (_PHONES, _EMAILS)
         }
+        # New clients come with their ids (`_insert_clients`).
+        self._inserts[_CLIENTS.name] = _positional(_CLIENTS, ("id", *_ROW_COLUMNS["clients"]), dialect)
 
     def insert(self, table: Table) -> str:
-        """`INSERT INTO table (...) VALUES (?, ...)` for rows of the values `_ROW_COLUMNS` names."""
+        """`INSERT INTO table (...) VALUES (?, ...)` for rows of the values `_ROW_COLUMNS` names
+        (a client's id first)."""
         return self._inserts[table.name]
 
     def client(self, target: _Client, company_id: int | None, stamp: Any) -> tuple[Any, ...]:
-        """The values of one new client, for `insert(_CLIENTS)`; `stamp` is `self.time(now)`."""
+        """The values of one new client but its id, for `insert(_CLIENTS)`; `stamp` is
+        `self.time(now)`."""
         return (
             target.kind,
             target.name,
@@ -966,19 +970,15 @@ class _Batch:
             values = [self._values(t) | {"created_at": self.now} for t in targets]
             stmt = insert(_CLIENTS).returning(_CLIENTS.c.id, sort_by_parameter_order=True)
             return list((await self.s.execute(stmt, values)).scalars())
-        # On SQLite, under the write lock (BEGIN IMMEDIATE), each new rowid is one more than the
-        # largest: the rows given get the ids after the largest, in order. (RETURNING would not
-        # say more: SQLAlchemy keeps it in parameter order only by inserting row by row, as the
-        # table has no sentinel column.) Checked: exactly those ids are there afterwards.
+        # On SQLite the ids after the largest are ours under the write lock (`crm.new_ids`).
         stamp = self.sqlite.time(self.now)
-        rows = [self.sqlite.client(t, self._company_id(t), stamp) for t in targets]
         conn = await self.s.connection()
-        last = (await conn.execute(select(func.max(_CLIENTS.c.id)))).scalar() or 0
+        first = await conn.run_sync(next_id, _CLIENTS)
+        ids = range(first, first + len(targets))
+        rows = [
+            (i, *self.sqlite.client(t, self._company_id(t), stamp)) for i, t in zip(ids, targets, strict=True)
+        ]
         await conn.exec_driver_sql(self.sqlite.insert(_CLIENTS), rows)
-        ids = range(last + 1, last + 1 + len(rows))
-        after = select(func.count(), func.max(_CLIENTS.c.id)).where(_CLIENTS.c.id > last)
-        if tuple((await conn.execute(after)).one()) != (len(ids), ids[-1]):
-            raise RuntimeError(f"SQLite gave {len(ids)} new clients ids that do not follow {last}")
         return list(ids)
 
     async def _update(self) -> None:
