@@ -433,17 +433,23 @@ def main(argv: Sequence[str] | None = None) -> None:
             ),
             "status": write_bodies(tmp / "status.txt", status_bodies(signer, n, calls, clients)),
             "leads": write_bodies(tmp / "leads.txt", lead_bodies(n)),
+            "voice_known_logged": write_bodies(
+                tmp / "voice_known_logged.txt", voice_bodies(signer, n, tag=3, known=clients)
+            ),
             "warm": write_bodies(tmp / "warm.txt", voice_bodies(signer, n, tag=9, known=clients)),
         }
         print(f"bodies: {files}", flush=True)
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
         rows: dict[str, Load] = {}
-        for name, parse_form in (("ceiling", False), ("ceiling + parse form", True)):
+        signature = ["--check-signature", AUTH_TOKEN, "--public-url", public]
+        for name, extra in (
+            ("ceiling", []),
+            ("ceiling + parse form", ["--parse-form"]),
+            ("ceiling + parse form + check signature", signature),
+        ):
             cport = free_port()
-            cmd = [sys.executable, "-m", "bench.ceiling", "--port", str(cport)]
-            if parse_form:
-                cmd.append("--parse-form")
+            cmd = [sys.executable, "-m", "bench.ceiling", "--port", str(cport), *extra]
             curl = f"http://127.0.0.1:{cport}"
             with server(cmd, curl + "/", env=env, log=tmp / "ceiling.log"):
                 run_wrk(wrk, curl, VOICE, FORM, tmp / "warm.txt", **{**load, "duration": 2})
@@ -466,7 +472,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         }
         gateway = [str(Path(sys.executable).parent / "crm-gateway"), "serve"]
         glog = ROOT / ".cache" / f"gateway-{res.database}.log"
-        with server(gateway, public + "/healthz", env=genv, log=glog) as pid:
+        # As deploy/ runs it: the proxy logs the requests. What the gateway's own access log costs
+        # is the last row, from a second start with it on.
+        with server(gateway, public + "/healthz", env={**genv, "CRM_ACCESS_LOG": "false"}, log=glog) as pid:
             res.gateway_rss_at_start_mb = round(memory_mb(pid)[0], 1)
             run_wrk(wrk, public, VOICE, FORM, tmp / "warm.txt", **{**load, "duration": 2})
             for name, path, ctype, file in (
@@ -483,6 +491,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                         flush=True,
                     )
             res.gateway_peak_rss_mb = round(memory_mb(pid)[1], 1)
+        name = "voice webhook, known callers, access log on"
+        logged = {**genv, "CRM_ACCESS_LOG": "true"}
+        with server(gateway, public + "/healthz", env=logged, log=glog.with_suffix(".access-log-on.log")):
+            rows[name] = run_wrk(wrk, public, VOICE, FORM, tmp / "voice_known_logged.txt", **load)
+            print(f"  {name}: {rows[name]}", flush=True)
         print(f"  gateway log: {glog}", flush=True)
 
     ceiling = rows["ceiling"]
@@ -520,14 +533,15 @@ def print_table(res: Results) -> None:
         f"\n{res.database}: {res.clients:,} clients, {res.calls:,} calls; wrk {res.connections} connections, "
         f"{res.duration_s} s per row; server on CPU {SERVER_CPU}, wrk on CPU {LOAD_CPU}\n"
     )
-    head = f"| {'handler':<30} | {'requests/s':>10} | {'p50 ms':>7} | {'p99 ms':>7} | {'× ceiling':>9} | "
+    w = max(len(row.name) for row in res.rows)
+    head = f"| {'handler':<{w}} | {'requests/s':>10} | {'p50 ms':>7} | {'p99 ms':>7} | {'× ceiling':>9} | "
     head += f"{'p99 × ceiling':>13} | {'errors':>6} |"
     print(head)
     print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
     for row in res.rows:
         ld = row.load
         print(
-            f"| {row.name:<30} | {ld.requests_per_s:>10,.0f} | {ld.p50_ms:>7.2f} | {ld.p99_ms:>7.2f} | "
+            f"| {row.name:<{w}} | {ld.requests_per_s:>10,.0f} | {ld.p50_ms:>7.2f} | {ld.p99_ms:>7.2f} | "
             f"{row.ratio or 0:>9.1%} | {row.p99_ratio or 0:>13.1f} | {ld.errors:>6} |"
         )
     print()
