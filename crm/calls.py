@@ -81,20 +81,18 @@ async def set_outcome(s: AsyncSession, call_id: int, outcome: str, *, agent_id: 
         data={"outcome": outcome},
     )
     deal = await deals.latest_open_deal(s, call.client_id)
-    if outcome == "won":
-        if deal is None:
-            deal = await deals.open_deal(
-                s, call.client_id, f"Call #{call.id}", clock=clock, owner_id=agent_id
-            )
-        await deals.move_deal(s, deal.id, "Won", clock=clock)
+    if outcome in ("won", "interested"):
+        deal_id = (
+            deal.id
+            if deal is not None
+            else await deals.open_deal(s, call.client_id, f"Call #{call.id}", clock=clock, owner_id=agent_id)
+        )
+        if outcome == "won":
+            await deals.move_deal(s, deal_id, "Won", clock=clock)
+        else:
+            await deals.advance_to(s, deal_id, "Qualified", clock=clock)
     elif outcome == "not_interested" and deal is not None:
         await deals.move_deal(s, deal.id, "Lost", clock=clock)
-    elif outcome == "interested":
-        if deal is None:
-            deal = await deals.open_deal(
-                s, call.client_id, f"Call #{call.id}", clock=clock, owner_id=agent_id
-            )
-        await deals.advance_to(s, deal.id, "Qualified", clock=clock)
     elif outcome == "callback":
         existing = await s.execute(select(Task.id).where(Task.call_id == call.id))
         if existing.scalar_one_or_none() is None:

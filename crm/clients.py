@@ -212,6 +212,28 @@ class Clients:
             lambda: self._id_by_e164(s, phone.e164),
         )
 
+    async def create_with(
+        self, s: AsyncSession, name: str | None, *, phone: Phone | None, email: tuple[str, str] | None
+    ) -> int | None:
+        """A new client with this number and this (address, as written), neither of them anyone's
+        when just looked up: one savepoint, where matching each first would take several. Named
+        as `find_or_create_by_phone` (or `_by_email`) would. None, and nothing made, when another
+        writer took the number or the address meanwhile."""
+        if name and name.strip():
+            display = shorten_name(name)
+        elif phone is not None:
+            display = phone.display
+        else:
+            assert email is not None, "a number or an address"
+            display = shorten_name(email[1])
+        try:
+            async with s.begin_nested():
+                return await self._insert(
+                    s, display, phones=[phone] if phone else [], emails=[email] if email else []
+                )
+        except IntegrityError:
+            return None
+
     def find_or_create_by_phones(self, s: Session, phones: Sequence[Phone]) -> dict[str, Caller]:
         """`find_or_create_by_phone` for many numbers at once, in a few statements whatever
         their count. Plain (blocking) SQLAlchemy: the inbound-call group commit runs it in one

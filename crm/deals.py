@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.clock import Clock
@@ -26,8 +26,12 @@ async def stage_by_name(s: AsyncSession, name: str, pipeline: str = PIPELINE) ->
 _FIRST_STAGE = select(Stage).where(Stage.pipeline == bindparam("pipeline")).order_by(Stage.position).limit(1)
 
 
-async def first_stage(s: AsyncSession, pipeline: str = PIPELINE) -> Stage:
-    return (await s.execute(_FIRST_STAGE, {"pipeline": pipeline})).scalar_one()
+# The deal and its first stage in one statement (a deal is opened for every lead).
+_OPEN_DEAL = (
+    insert(Deal)
+    .values(stage_id=_FIRST_STAGE.with_only_columns(Stage.id).scalar_subquery())
+    .returning(Deal.id)
+)
 
 
 async def open_deal(
@@ -39,23 +43,21 @@ async def open_deal(
     owner_id: int | None = None,
     amount: int | None = None,
     lead_id: int | None = None,
-) -> Deal:
-    """A new deal in the pipeline's first stage."""
+) -> int:
+    """A new deal in the pipeline's first stage; its id."""
     now = clock.now()
-    stage = await first_stage(s)
-    deal = Deal(
-        client_id=client_id,
-        title=title,
-        stage_id=stage.id,
-        owner_id=owner_id,
-        amount=amount,
-        lead_id=lead_id,
-        created_at=now,
-        updated_at=now,
-    )
-    s.add(deal)
-    await s.flush()
-    return deal
+    values = {
+        "pipeline": PIPELINE,
+        "client_id": client_id,
+        "title": title,
+        "owner_id": owner_id,
+        "amount": amount,
+        "lead_id": lead_id,
+        "created_at": now,
+        "updated_at": now,
+    }
+    conn = await s.connection()
+    return int((await conn.execute(_OPEN_DEAL, values)).scalar_one())
 
 
 async def move_deal(s: AsyncSession, deal_id: int, stage_name: str, *, clock: Clock) -> Deal:

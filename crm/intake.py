@@ -39,6 +39,8 @@ MAX_EXTRA = 50
 MAX_UTM = 20
 HEADLINE_MESSAGE = 200  # the message as far as it shows in the agent's headline
 
+_INSERT_LEAD = insert(Lead).returning(Lead.id)  # built once, as the hot paths' statements are
+
 
 @dataclass(slots=True)
 class LeadDraft:
@@ -186,26 +188,29 @@ class LeadIntake:
         """Store the lead and everything that follows from it, in the caller's unit of work."""
         now = self.clock.now()
         client_id, created, email_owner = await self._match(s, lead)
-        row = Lead(
-            client_id=client_id,
+        agent = await self.router.agent_for(  # a client made just now has no owner to look up
+            s,
+            None if created else client_id,
             source=lead.source,
-            name=lead.name,
-            phone=lead.phone.raw if lead.phone else None,
-            email=lead.email,
-            message=lead.message,
-            utm=lead.utm,
-            extra=lead.extra,
-            created_at=now,
+            country=lead.phone.region if lead.phone else None,
         )
-        s.add(row)
-        await s.flush()
+        conn = await s.connection()
+        values = {
+            "client_id": client_id,
+            "assigned_agent_id": agent.id if agent else None,
+            "source": lead.source,
+            "name": lead.name,
+            "phone": lead.phone.raw if lead.phone else None,
+            "email": lead.email,
+            "message": lead.message,
+            "utm": lead.utm,
+            "extra": lead.extra,
+            "created_at": now,
+        }
+        lead_id = int((await conn.execute(_INSERT_LEAD, values)).scalar_one())
         if email_owner is not None:
-            await self._note_other_client(s, client_id, email_owner, lead, row.id)
-        agent = await self.router.agent_for(
-            s, client_id, source=lead.source, country=lead.phone.region if lead.phone else None
-        )
+            await self._note_other_client(s, client_id, email_owner, lead, lead_id)
         if agent is not None:
-            row.assigned_agent_id = agent.id
             await self.clients.set_owner_if_none(s, client_id, agent.id)
         where = lead.source or "the web form"
         await timeline.record(
@@ -215,7 +220,7 @@ class LeadIntake:
             f"Lead from {where}: {lead.message}" if lead.message else f"Lead from {where}",
             at=now,
             agent_id=agent.id if agent else None,
-            lead_id=row.id,
+            lead_id=lead_id,
             direction="inbound",
         )
         await deals.open_deal(  # the deal is worked by whoever got the lead
@@ -224,7 +229,7 @@ class LeadIntake:
             f"Lead from {where}"[:300],
             clock=self.clock,
             owner_id=agent.id if agent else None,
-            lead_id=row.id,
+            lead_id=lead_id,
         )
         if agent is not None:
             await notices.show_card(s, agent.id, client_id, clock=self.clock, headline=_headline(lead))
@@ -233,12 +238,12 @@ class LeadIntake:
                 s,
                 "mail",
                 "lead",
-                {"lead_id": row.id, "to": self.mail_to},
-                queue=f"lead:{row.id}",
+                {"lead_id": lead_id, "to": self.mail_to},
+                queue=f"lead:{lead_id}",
                 clock=self.clock,
             )
         await s.flush()
-        return Receipt(row.id, client_id, created, agent.id if agent else None)
+        return Receipt(lead_id, client_id, created, agent.id if agent else None)
 
     async def _match(self, s: AsyncSession, lead: CheckedLead) -> tuple[int, bool, int | None]:
         """(client, whether made now, the other client who has the lead's e-mail if any)."""
@@ -247,6 +252,11 @@ class LeadIntake:
         email_owner = await self.clients.id_by_email(s, address) if address else None
         created = False
         if phone_owner is None and email_owner is None:
+            email = (address, lead.email or address) if address else None
+            made = await self.clients.create_with(s, lead.name, phone=lead.phone, email=email)
+            if made is not None:
+                return made, True, None
+            # Another writer took the number or the address meanwhile: match them one by one.
             if lead.phone is not None:
                 match = await self.clients.find_or_create_by_phone(s, lead.phone.raw, name=lead.name)
                 phone_owner = match.client_id

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import phonenumbers
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Select, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -47,6 +47,9 @@ _FIRST_PHONES = (
 )
 # …and those of `Router.agent_for` (every lead and message).
 _ACTIVE = select(Agent).where(Agent.removed_at.is_(None)).order_by(Agent.id)
+# `Router.agent_for`'s pools of everyone on duty and of the admins: the first by id after `after`.
+_ON_DUTY_AFTER = _ACTIVE.where(Agent.on_duty.is_(True), Agent.id > bindparam("after")).limit(1)
+_ADMIN_AFTER = _ACTIVE.where(Agent.role == "admin", Agent.id > bindparam("after")).limit(1)
 _OWNER = (
     select(Agent)
     .join(Client, Client.owner_id == Agent.id)
@@ -250,14 +253,24 @@ class Router:
             if on_duty:
                 rank = {a.id: i for i, a in enumerate(members)}
                 return await self._take_turn(s, rule.pool, on_duty, rank.get)
-        active = await _active(s)
-        on_duty = [a for a in active if a.on_duty]
-        if on_duty:
-            return await self._take_turn(s, EVERYONE, on_duty, _by_id)
-        admins = [a for a in active if a.role == "admin"]
-        if admins:
-            return await self._take_turn(s, ADMINS, admins, _by_id)
-        return None
+        anyone = await self._turn_by_id(s, EVERYONE, _ON_DUTY_AFTER)
+        return anyone if anyone is not None else await self._turn_by_id(s, ADMINS, _ADMIN_AFTER)
+
+    async def _turn_by_id(self, s: AsyncSession, pool: str, first_after: Select[Agent]) -> Agent | None:
+        """`_take_turn` among the agents `first_after` picks, in the order of their ids, without
+        loading them all (a call centre may have hundreds on duty): the first after the pool's
+        last one, else the first. None, and the pool's turn untouched, when it picks nobody."""
+        first = (await s.execute(first_after, {"after": 0})).scalar_one_or_none()
+        if first is None:
+            return None
+        last = await self._lock_turn(s, pool)
+        later = None
+        if last is not None:
+            later = (await s.execute(first_after, {"after": last})).scalar_one_or_none()
+        chosen = later or first
+        conn = await s.connection()
+        await conn.execute(_GIVE_TURN, {"turn_pool": pool, "agent": chosen.id, "now": self.clock.now()})
+        return chosen
 
     async def _take_turn(
         self,
@@ -296,10 +309,6 @@ class Router:
 
 def _agent_id(value: Any) -> int | None:
     return None if value is None else int(value)
-
-
-def _by_id(agent_id: int) -> int:
-    return agent_id
 
 
 async def agents_for_call(

@@ -58,8 +58,8 @@ async def post_lead(request: web.Request) -> web.StreamResponse:
         return _answer(sub, lead_id=_made_up(), client_id=_made_up(), created=True, agent_id=None)
     intake = request.app[CRM].leads
     lead = _checked(sub, intake.check)
-    async with request.app[STORE].session() as s:
-        receipt = await intake.submit(s, lead)
+    # Leads that arrive together share a commit (each is answered once it is stored).
+    receipt = await request.app[STORE].write_together(lambda s: intake.submit(s, lead))
     return _answer(
         sub,
         lead_id=receipt.lead_id,
