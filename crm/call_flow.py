@@ -59,6 +59,7 @@ _LEG = select(CallLeg).where(
 _AGENT_OF_LEG = select(CallLeg.agent_id).where(
     CallLeg.call_id == bindparam("call_id"), CallLeg.leg_id == bindparam("leg_id")
 )
+_AGENT_NAME = select(Agent.name).where(Agent.id == bindparam("agent"))
 _REWRITE_CALL_ENTRY = (
     update(INTERACTIONS)
     .where(INTERACTIONS.c.call_id == bindparam("call"), INTERACTIONS.c.kind == "call")
@@ -432,9 +433,12 @@ class CallFlow:
         """One timeline entry per call, rewritten as the call's story fills in."""
         if call.client_id is None:
             return
-        agent = await s.get(Agent, call.agent_id) if call.agent_id else None
-        summary = _summary(call, agent.name if agent else None)
         conn = await s.connection()
+        # The name alone, by Core: an ORM load would first flush the call's changes.
+        agent_name = None
+        if call.agent_id is not None:
+            agent_name = (await conn.execute(_AGENT_NAME, {"agent": call.agent_id})).scalar_one_or_none()
+        summary = _summary(call, agent_name)
         params = {
             "call": call.id,
             "new_summary": summary[: timeline.SUMMARY_LIMIT],
