@@ -382,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--duration", type=int, default=15, help="seconds per load row")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
-    parser.add_argument("--bodies", type=int, default=60_000, help="distinct requests per row")
+    parser.add_argument("--bodies", type=int, default=120_000, help="distinct requests per row")
     parser.add_argument("--import-rows", type=int)
     parser.add_argument("--skip-import", action="store_true")
     parser.add_argument("--skip-card-pop", action="store_true")

@@ -267,10 +267,7 @@ class Router:
         later = None
         if last is not None:
             later = (await s.execute(first_after, {"after": last})).scalar_one_or_none()
-        chosen = later or first
-        conn = await s.connection()
-        await conn.execute(_GIVE_TURN, {"turn_pool": pool, "agent": chosen.id, "now": self.clock.now()})
-        return chosen
+        return await self._give_turn(s, pool, later or first)
 
     async def _take_turn(
         self,
@@ -288,9 +285,13 @@ class Router:
         if after is not None:
             later = [a for a in candidates if (position(a.id) or 0) > after]
             chosen = later[0] if later else candidates[0]
+        return await self._give_turn(s, pool, chosen)
+
+    async def _give_turn(self, s: AsyncSession, pool: str, agent: Agent) -> Agent:
+        """Record `agent` as the pool's last (its row is locked: `_lock_turn`)."""
         conn = await s.connection()
-        await conn.execute(_GIVE_TURN, {"turn_pool": pool, "agent": chosen.id, "now": self.clock.now()})
-        return chosen
+        await conn.execute(_GIVE_TURN, {"turn_pool": pool, "agent": agent.id, "now": self.clock.now()})
+        return agent
 
     async def _lock_turn(self, s: AsyncSession, pool: str) -> int | None:
         """The pool's last agent, read by an UPDATE so that the row is locked from here on."""
