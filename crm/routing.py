@@ -201,13 +201,11 @@ class Router:
         self.rules = rules
         self.clock = clock
 
-    async def agents_for_call(self, s: AsyncSession, client_id: int | None) -> list[Agent]:
-        return await agents_for_call(s, client_id, self.rules)
-
     def ring_groups(self, s: Session, callers: Sequence[Caller | None]) -> list[list[OnCall]]:
-        """`agents_for_call` for many calls at once (one group commit, in plain SQLAlchemy): the
-        callers' owners are read first; everyone else (once), and the clients' regions, only for
-        the calls their owners cannot take."""
+        """Whom each call rings, for many calls at once (one group commit, in plain SQLAlchemy):
+        the caller's owner alone when `sticky_owner` says so, else `ring_group`. The callers'
+        owners are read first; everyone else (once), and the clients' regions, only for the calls
+        their owners cannot take."""
         conn = s.connection()
         owner_ids = list({c.owner_id for c in callers if c is not None and c.owner_id is not None})
         owners = {}
@@ -312,17 +310,6 @@ def _agent_id(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-async def agents_for_call(
-    s: AsyncSession, client_id: int | None, rules: RoutingRules = NO_RULES
-) -> list[Agent]:
-    """The agents to ring at once for a call from this client (see `ring_group`)."""
-    owner = sticky_owner(await _owner(s, client_id))
-    if owner is not None:
-        return [owner]
-    region = await _client_region(s, client_id) if rules.rules else None
-    return ring_group(region, await _active(s), rules)
-
-
 class Ringable(Protocol):
     """What choosing whom to ring needs of an agent (an `Agent`, or a row of its columns)."""
 
@@ -395,10 +382,6 @@ async def _owner(s: AsyncSession, client_id: int | None) -> Agent | None:
     if client_id is None:
         return None
     return (await s.execute(_OWNER, {"client": client_id})).scalar_one_or_none()
-
-
-async def _active(s: AsyncSession) -> list[Agent]:
-    return list((await s.execute(_ACTIVE)).scalars())
 
 
 async def _rule_members(s: AsyncSession, rule: Rule) -> list[Agent]:
