@@ -47,7 +47,8 @@ _FIRST_PHONES = (
 )
 # …and those of `Router.agent_for` (every lead and message).
 _ACTIVE = select(Agent).where(Agent.removed_at.is_(None)).order_by(Agent.id)
-# `Router.agent_for`'s pools of everyone on duty and of the admins: the first by id after `after`.
+# `Router.agent_for`'s pools of everyone on duty and of the admins (and `follow_up_agent`'s first
+# admin): the first by id after `after`.
 _ON_DUTY_AFTER = _ACTIVE.where(Agent.on_duty.is_(True), Agent.id > bindparam("after")).limit(1)
 _ADMIN_AFTER = _ACTIVE.where(Agent.role == "admin", Agent.id > bindparam("after")).limit(1)
 _OWNER = (
@@ -372,10 +373,7 @@ async def follow_up_agent(s: AsyncSession, client_id: int | None) -> Agent | Non
     owner = await _owner(s, client_id)
     if owner is not None:
         return owner
-    row = await s.execute(
-        select(Agent).where(Agent.removed_at.is_(None), Agent.role == "admin").order_by(Agent.id).limit(1)
-    )
-    return row.scalar_one_or_none()
+    return (await s.execute(_ADMIN_AFTER, {"after": 0})).scalar_one_or_none()
 
 
 async def _owner(s: AsyncSession, client_id: int | None) -> Agent | None:
