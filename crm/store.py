@@ -150,7 +150,7 @@ class Store:
     async def write_together(self, work: Callable[[AsyncSession], Awaitable[R]]) -> R:
         """Run `work` in a unit of work shared with the other `write_together` work that arrives
         meanwhile, one after another (a group commit, `crm.group_commit`); returns once that unit
-        has committed. For the small writes of many concurrent requests (telephony callbacks):
+        has committed. For the small writes of many concurrent requests (telephony callbacks, leads):
         the costs of a transaction (SQLite's write turn, BEGIN, the commit) are paid once for all
         of them. When one fails, the others are run again without it, each in its own unit."""
         result: R = await self.shared_writes.submit(work)
