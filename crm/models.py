@@ -82,6 +82,7 @@ class Agent(Base):
     telegram_chat_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     telegram_user_id: Mapped[int | None] = mapped_column(BigInteger)
     invite_code: Mapped[str | None] = mapped_column(String(64), unique=True)
+    invite_created_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # codes expire (crm.agents)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
@@ -218,6 +219,9 @@ class Lead(Base):
     message: Mapped[str | None] = mapped_column(Text)
     utm: Mapped[dict[str, str]] = mapped_column(Json, default=dict)
     extra: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    # Details the form gave that were not added to the matched client ({"phone": …, "email": …}):
+    # a stranger's form may not change a client; an agent adds them with a button.
+    unapplied: Mapped[dict[str, str] | None] = mapped_column(Json)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
@@ -334,6 +338,16 @@ class RoutingTurn(Base):
     last_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     turns: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class TelegramUpdate(Base):
+    """A Telegram update already applied: Telegram may send one again (a webhook retried, a poller
+    that died before confirming), and a replay must change nothing. Old rows are purged."""
+
+    __tablename__ = "telegram_updates"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    applied_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
 DEFAULT_STAGES = (
