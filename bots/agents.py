@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import re
+
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import BotCommand, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bots import clients
-from bots.callbacks import CallBackButton, HandoverButton, OutcomeButton, TaskDoneButton
+from bots.callbacks import CallBackButton, HandoverButton, LeadDetailButton, OutcomeButton, TaskDoneButton
 from bots.context import ClickToCall, IsAgent, UnitOfWork
-from bots.render import call_card, card_keyboard, card_text, cut, task_done_keyboard, task_line
-from crm import calls, handover, sent_messages, tasks
+from bots.render import (
+    call_card,
+    card_keyboard,
+    card_text,
+    cut,
+    lead_card,
+    number,
+    task_done_keyboard,
+    task_line,
+)
+from crm import calls, handover, lead_details, sent_messages, tasks
 from crm.agents import BindingRefused
 from crm.cards import build_card, build_cards
 from crm.errors import CrmError
-from crm.models import Agent, Client
+from crm.models import Agent, Client, Lead
 from crm.notes import add_note
 from crm.service import Crm
 
@@ -45,6 +56,7 @@ ADMIN_HELP = (
     "/handover <i>FROM_ID TO_ID</i> — an agent leaves: their clients and open work go to another"
 )
 CLIENTS_LIMIT = 30
+AGENT_ID = re.compile(r"[0-9]{1,19}")
 
 
 async def on_start(
@@ -142,7 +154,7 @@ async def on_outcome(
     try:
         async with uow.write() as s:
             call = await calls.set_outcome(
-                s, callback_data.call_id, callback_data.outcome, agent_id=agent.id, clock=crm.clock
+                s, callback_data.call_id, callback_data.outcome, agent=agent, clock=crm.clock
             )
             card = await build_card(s, call.client_id, now=crm.clock.now()) if call.client_id else None
     except CrmError as exc:
@@ -176,6 +188,36 @@ async def on_task_done(
             if not any(b.callback_data == callback_data.pack() for b in row)
         ]
         await query.message.edit_reply_markup(reply_markup=_markup(keep))
+
+
+async def on_lead_detail(
+    query: CallbackQuery,
+    callback_data: LeadDetailButton,
+    agent: Agent,
+    uow: UnitOfWork,
+    crm: Crm,
+    click_to_call: ClickToCall | None,
+) -> None:
+    """➕ on a lead's card: the agent adds the form's phone or e-mail to the client."""
+    if callback_data.detail not in lead_details.DETAILS:
+        await query.answer("This button is out of date.", show_alert=True)
+        return
+    detail: lead_details.Detail = "phone" if callback_data.detail == "phone" else "email"
+    try:
+        async with uow.write() as s:
+            applied = await lead_details.apply_detail(
+                s, callback_data.lead_id, detail, agent=agent, clients=crm.clients, clock=crm.clock
+            )
+            lead = await s.get(Lead, applied.lead_id)
+            card = await build_card(s, applied.client_id, now=crm.clock.now())
+    except CrmError as exc:
+        await query.answer(exc.sentence(), show_alert=True)
+        return
+    shown = number(applied.value) if detail == "phone" else applied.value
+    await query.answer(f"Added to {applied.client_name}: {shown}")
+    if card is not None and lead is not None and isinstance(query.message, Message):
+        rendered = lead_card(card, lead, call_back=click_to_call is not None)
+        await query.message.edit_text(text=rendered.text, reply_markup=rendered.reply_markup)
 
 
 async def on_call_back(
@@ -240,11 +282,12 @@ async def on_handover(message: Message, command: CommandObject, agent: Agent, uo
     if agent.role != "admin":
         await message.answer("Only admins can hand an agent's work over.")
         return
-    ids = (command.args or "").split()
-    if len(ids) != 2 or not all(i.isdigit() for i in ids):
+    words = (command.args or "").split()
+    ids = [i for i in map(_agent_id, words) if i is not None]
+    if len(words) != 2 or len(ids) != 2:
         await message.answer("Send <code>/handover FROM_ID TO_ID</code>; /agents shows the ids.")
         return
-    leaving_id, taking_id = int(ids[0]), int(ids[1])
+    leaving_id, taking_id = ids
     try:
         async with uow.read() as s:
             leaving, taking = await handover.check_handover(s, leaving_id, taking_id)
@@ -293,6 +336,15 @@ async def on_handover_button(
         )
 
 
+def _agent_id(word: str) -> int | None:
+    """An id as an admin types it: ASCII digits within 64 bits (`str.isdigit` also takes "²",
+    which `int` refuses, and a 30-digit number overflows the store)."""
+    if not AGENT_ID.fullmatch(word):
+        return None
+    value = int(word)
+    return value if 0 < value < 2**63 else None
+
+
 def _markup(rows: list[list[InlineKeyboardButton]]) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
 
@@ -312,8 +364,19 @@ async def on_reply(message: Message, agent: Agent, uow: UnitOfWork, crm: Crm) ->
                 await crm.conversations.reply(s, agent, client.id, text)
                 answer = f"✉️ Sent to {cut(client.name, 80)}."
             else:
-                await add_note(s, client.id, text, agent_id=agent.id, clock=crm.clock, call_id=about.call_id)
-                answer = f"🗒 Note saved on {cut(client.name, 80)}."
+                try:
+                    await add_note(
+                        s,
+                        client.id,
+                        text,
+                        agent_id=agent.id,
+                        clock=crm.clock,
+                        call_id=about.call_id,
+                        by=agent,
+                    )
+                    answer = f"🗒 Note saved on {cut(client.name, 80)}."
+                except CrmError as exc:
+                    answer = f"Not saved: {cut(exc.sentence(), 300)}."
     await message.reply(answer)
 
 
@@ -341,6 +404,7 @@ def build_router() -> Router:
     agents.callback_query.register(on_outcome, OutcomeButton.filter())
     agents.callback_query.register(on_task_done, TaskDoneButton.filter())
     agents.callback_query.register(on_call_back, CallBackButton.filter())
+    agents.callback_query.register(on_lead_detail, LeadDetailButton.filter())
     agents.message.register(on_reply, F.reply_to_message, F.text)
     agents.message.register(on_anything_else)
 

@@ -22,3 +22,10 @@ class HandoverButton(CallbackData, prefix="ho"):
     agent_id: int
     to_agent_id: int
     confirm: bool
+
+
+class LeadDetailButton(CallbackData, prefix="ld"):
+    """Add a lead's unapplied phone or e-mail to its client."""
+
+    lead_id: int
+    detail: str

@@ -18,6 +18,10 @@ GREETING = (
     "If you have called us before, share your phone number so that we know who you are."
 )
 THANKS_FIRST = "Thank you! Your message reached our team; the answer will come here."
+NOT_YOURS = (
+    "That is not your own contact, so I cannot take it: to tell us who you are, share your own "
+    "number with the button below."
+)
 TEXT_ONLY = "I can pass on text messages only: please write your question."
 
 
@@ -46,14 +50,13 @@ async def on_hello(message: Message) -> None:
 
 
 async def on_contact(message: Message, uow: UnitOfWork, crm: Crm) -> None:
-    """A shared contact: their own number joins them to the client who has it."""
+    """A shared contact: their own number joins them to the client who has it. Only their own:
+    a contact card anyone can make (a landline's has no `user_id`) would take over that client."""
     contact = message.contact
     assert contact is not None
     account, name, _ = _who(message)
-    if contact.user_id is not None and str(contact.user_id) != account:
-        await message.answer(
-            "Please share your own number with the button below.", reply_markup=share_keyboard()
-        )
+    if contact.user_id is None or str(contact.user_id) != account:  # someone else's card, or a landline's
+        await message.answer(NOT_YOURS, reply_markup=share_keyboard())
         return
     try:
         async with uow.write() as s:

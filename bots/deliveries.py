@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bots import render
 from crm.calls import get_call
 from crm.cards import build_card
-from crm.models import Agent, Client, Task
+from crm.models import Agent, Client, Lead, Task
 from crm.outbox import Delivery
 from crm.service import Crm
 
@@ -96,6 +96,11 @@ async def card(s: AsyncSession, crm: Crm, d: Delivery, call_back: bool) -> Outgo
     remember = {"kind": "card", "client_id": client_id, "call_id": call_id, "agent_id": agent.id}
     if call_id is not None:
         rendered = render.call_card(built, await get_call(s, int(call_id)), call_back=call_back)
+        return Outgoing(chat_id, rendered.text, rendered.reply_markup, remember)
+    lead_id = d.payload.get("lead_id")
+    lead = await s.get(Lead, int(lead_id)) if lead_id is not None else None
+    if lead is not None:
+        rendered = render.lead_card(built, lead, call_back=call_back)
         return Outgoing(chat_id, rendered.text, rendered.reply_markup, remember)
     headline = d.payload.get("headline")
     text = render.card_text(built, headline=f"<b>{escape(str(headline))}</b>" if headline else None)

@@ -10,10 +10,12 @@ from html import escape
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bots.callbacks import CallBackButton, OutcomeButton, TaskDoneButton
+from bots.callbacks import CallBackButton, LeadDetailButton, OutcomeButton, TaskDoneButton
 from crm.calls import OUTCOME_LABELS, OUTCOMES
 from crm.cards import Card
-from crm.models import Call, Task
+from crm.intake import lead_headline
+from crm.lead_details import DETAILS, LABELS
+from crm.models import Call, Lead, Task
 from crm.phones import format_international, is_anonymous
 
 LIMIT = 4096
@@ -166,6 +168,27 @@ def call_card(card: Card, call: Call, *, call_back: bool = False) -> Rendered:
     """The card an agent gets for a call, with the outcome buttons (the chosen one ticked)."""
     keyboard = card_keyboard(card.id, call_id=call.id, chosen=call.outcome, call_back=call_back)
     return Rendered(card_text(card, headline=call_headline(call), call=call), keyboard)
+
+
+def lead_card(card: Card, lead: Lead, *, call_back: bool = False) -> Rendered:
+    """The card an agent gets for a lead. What the form gave that the client does not have is
+    shown apart, with a button each to add it: the form's sender may not be this client."""
+    head = [f"<b>{escape(lead_headline(lead.source, lead.message), quote=False)}</b>"]
+    unapplied = lead.unapplied or {}
+    buttons: list[list[InlineKeyboardButton]] = []
+    for detail in DETAILS:
+        value = unapplied.get(detail)
+        if value is None:
+            continue
+        shown = number(value) if detail == "phone" else value
+        head.append(f"⚠️ The form also gave the {LABELS[detail]} {cut(shown, 80)}: not added to this client.")
+        data = LeadDetailButton(lead_id=lead.id, detail=detail).pack()
+        label = f"➕ Add {LABELS[detail]} {shown}"
+        buttons.append([InlineKeyboardButton(text=label[:60], callback_data=data)])
+    keyboard = card_keyboard(card.id, call_back=call_back)
+    rows = buttons + (keyboard.inline_keyboard if keyboard else [])
+    markup = InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
+    return Rendered(card_text(card, headline="\n".join(head)), markup)
 
 
 def task_line(task: Task, client_name: str) -> str:

@@ -15,6 +15,7 @@ from aiogram.enums import ParseMode
 from bots import agents
 from bots.context import ClickToCall, Context
 from bots.limits import PAID_BROADCASTS_PER_SECOND, SendLimits
+from bots.once import OncePerUpdate
 from bots.sender import MediaFetcher, TelegramSender
 from bots.session import BotApiSession
 from crm.service import Crm
@@ -50,6 +51,7 @@ class TelegramBot:
             default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
         )
         self.dispatcher = Dispatcher()
+        self.dispatcher.update.outer_middleware(OncePerUpdate(store, crm.clock))
         self.dispatcher.update.outer_middleware(Context(store, crm, click_to_call))
         self.dispatcher.include_router(agents.build_router())
         limits = SendLimits(paid_per_second=PAID_BROADCASTS_PER_SECOND if paid_broadcast else 0)

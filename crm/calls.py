@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm import deals, timeline
 from crm.clock import Clock
-from crm.errors import InvalidInput, NotFound
-from crm.models import Call, Task
+from crm.errors import Forbidden, InvalidInput, NotFound
+from crm.models import Agent, Call, Task
 from crm.paging import Page, paginate
 
 STATUSES = ("ringing", "in_progress", "completed", "missed", "busy", "failed")
@@ -57,13 +57,30 @@ OUTCOME_LABELS = {
 CALLBACK_AFTER = timedelta(days=1)
 
 
-async def set_outcome(s: AsyncSession, call_id: int, outcome: str, *, agent_id: int, clock: Clock) -> Call:
+async def ensure_may_work_on(s: AsyncSession, call: Call, agent: Agent) -> None:
+    """Only the agent who answered a call, or an admin, may set its outcome or add notes to it (a
+    button's data can be forged, so the chat it came from proves nothing). A call nobody answered
+    is worked by whoever follows it up: the agent of its callback task."""
+    if agent.role == "admin" or call.agent_id == agent.id:
+        return
+    if call.agent_id is None:
+        follower = await s.execute(select(Task.agent_id).where(Task.call_id == call.id))
+        if follower.scalar_one_or_none() == agent.id:
+            return
+    who = await s.get(Agent, call.agent_id) if call.agent_id is not None else None
+    taker = f"{who.name}, who answered it," if who is not None else "the agent following it up"
+    raise Forbidden(f"this call is not yours: only {taker} or an admin can change it")
+
+
+async def set_outcome(s: AsyncSession, call_id: int, outcome: str, *, agent: Agent, clock: Clock) -> Call:
     """Record what came of a call, on the call and the client's timeline, and move the deal on:
     `won` wins the client's open deal, `not_interested` loses it, `interested` qualifies it
     (opening one if there is none), `callback` makes a task to call again tomorrow."""
     if outcome not in OUTCOMES:
         raise InvalidInput({"outcome": f"must be one of {', '.join(OUTCOMES)}"})
     call = await get_call(s, call_id)
+    await ensure_may_work_on(s, call, agent)
+    agent_id = agent.id
     if call.outcome == outcome:
         return call
     call.outcome = outcome

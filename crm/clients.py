@@ -493,6 +493,24 @@ class Clients:
         )
         await s.flush()
 
+    async def add_email(self, s: AsyncSession, client_id: int, raw: str) -> None:
+        """Add an address to a client (after the ones it has); an address it has already is kept."""
+        try:
+            address = normalize_email(raw)
+        except ValueError as exc:
+            raise InvalidInput({"email": str(exc)}) from None
+        if await self.id_by_email(s, address) == client_id:
+            return
+        count = await s.execute(
+            select(func.count()).select_from(ClientEmail).where(ClientEmail.client_id == client_id)
+        )
+        s.add(
+            ClientEmail(
+                client_id=client_id, address=address, raw=raw.strip(), position=int(count.scalar_one())
+            )
+        )
+        await s.flush()
+
     async def add_identity(
         self, s: AsyncSession, client_id: int, channel: str, external_id: str, display: str | None = None
     ) -> None:

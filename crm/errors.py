@@ -25,6 +25,12 @@ class Conflict(CrmError):
     code = "conflict"
 
 
+class Forbidden(CrmError):
+    """The person asking may not do this (another agent's call, say)."""
+
+    code = "forbidden"
+
+
 class InvalidInput(CrmError):
     """One or more fields are wrong; `fields` maps each field to what is wrong with it."""
 

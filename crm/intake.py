@@ -3,11 +3,12 @@ stored with a timeline entry and a deal in the first stage, given an agent, who 
 Telegram, and mailed to the sales mailbox. Telegram and mail go through the outbox, committed
 with the lead, so a dead server delays them and never loses or slows down a lead.
 
-Matching: by phone (any spelling) or e-mail (any case). When the phone is one client's and the
-e-mail another's, the phone's client gets the lead (a number is the stronger sign of a person:
-people share and mistype addresses more than numbers), and a note on it names the client who has
-the e-mail, so that an agent can merge the two if they are one person. A phone or e-mail the
-matched client does not have yet is added to it.
+Matching: by phone (any spelling), then e-mail (any case). A form is a public door: whoever
+fills it in may not be the client whose number or address they typed. So a lead never changes an
+existing client: a detail the matched client does not have (a new number, another client's
+address) stays on the lead as `unapplied`, shown to the agent with a button that adds it
+(`crm.lead_details`). When the phone is one client's and the e-mail another's, the phone's
+client gets the lead (a number is the stronger sign of a person) and a note names the other.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm import deals, notices, outbox, timeline
@@ -70,6 +70,14 @@ class CheckedLead:
     @property
     def address(self) -> str | None:
         return normalize_email(self.email) if self.email else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Matched:
+    client_id: int
+    created: bool
+    unapplied: dict[str, str] = field(default_factory=dict)  # what the client lacks, as the form gave it
+    email_owner: int | None = None  # another client who has the lead's e-mail
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +195,8 @@ class LeadIntake:
     async def submit(self, s: AsyncSession, lead: CheckedLead) -> Receipt:
         """Store the lead and everything that follows from it, in the caller's unit of work."""
         now = self.clock.now()
-        client_id, created, email_owner = await self._match(s, lead)
+        matched = await self._match(s, lead)
+        client_id, created = matched.client_id, matched.created
         agent = await self.router.agent_for(  # a client made just now has no owner to look up
             s,
             None if created else client_id,
@@ -205,11 +214,12 @@ class LeadIntake:
             "message": lead.message,
             "utm": lead.utm,
             "extra": lead.extra,
+            "unapplied": matched.unapplied or None,
             "created_at": now,
         }
         lead_id = int((await conn.execute(_INSERT_LEAD, values)).scalar_one())
-        if email_owner is not None:
-            await self._note_other_client(s, client_id, email_owner, lead, lead_id)
+        if matched.email_owner is not None:
+            await self._note_other_client(s, client_id, matched.email_owner, lead, lead_id)
         if agent is not None:
             await self.clients.set_owner_if_none(s, client_id, agent.id)
         where = lead.source or "the web form"
@@ -232,7 +242,10 @@ class LeadIntake:
             lead_id=lead_id,
         )
         if agent is not None:
-            await notices.show_card(s, agent.id, client_id, clock=self.clock, headline=_headline(lead))
+            headline = lead_headline(lead.source, lead.message)
+            await notices.show_card(
+                s, agent.id, client_id, clock=self.clock, headline=headline, lead_id=lead_id
+            )
         if self.mail_to:
             await outbox.enqueue(
                 s,
@@ -245,8 +258,9 @@ class LeadIntake:
         await s.flush()
         return Receipt(lead_id, client_id, created, agent.id if agent else None)
 
-    async def _match(self, s: AsyncSession, lead: CheckedLead) -> tuple[int, bool, int | None]:
-        """(client, whether made now, the other client who has the lead's e-mail if any)."""
+    async def _match(self, s: AsyncSession, lead: CheckedLead) -> _Matched:
+        """The lead's client, made now when neither detail is anyone's. Adds nothing to a client
+        that existed before: what it lacks stays unapplied."""
         address = lead.address
         phone_owner = await self.clients.id_by_phone(s, lead.phone.e164) if lead.phone else None
         email_owner = await self.clients.id_by_email(s, address) if address else None
@@ -255,59 +269,27 @@ class LeadIntake:
             email = (address, lead.email or address) if address else None
             made = await self.clients.create_with(s, lead.name, phone=lead.phone, email=email)
             if made is not None:
-                return made, True, None
+                return _Matched(made, created=True)
             # Another writer took the number or the address meanwhile: match them one by one.
             if lead.phone is not None:
                 match = await self.clients.find_or_create_by_phone(s, lead.phone.raw, name=lead.name)
-                phone_owner = match.client_id
             else:
                 assert lead.email is not None  # checked: one of the two is given
                 match = await self.clients.find_or_create_by_email(s, lead.email, name=lead.name)
-                email_owner = match.client_id
             created = match.created
+            phone_owner = await self.clients.id_by_phone(s, lead.phone.e164) if lead.phone else None
+            email_owner = await self.clients.id_by_email(s, address) if address else None
         client_id = phone_owner if phone_owner is not None else email_owner
         assert client_id is not None
-        if lead.phone is not None and phone_owner is None:
-            client_id = await self._attach_phone(s, client_id, lead.phone)
-        if address is not None and email_owner is None:
-            email_owner = await self._attach_email(s, client_id, address, lead.email or address)
         if not created and lead.name:
             await self._name_if_unnamed(s, client_id, lead.name)
-        return client_id, created, email_owner if email_owner != client_id else None
-
-    async def _attach_phone(self, s: AsyncSession, client_id: int, phone: Phone) -> int:
-        """Add the number to the client; returns whose it is now (a concurrent lead may have won it)."""
-        try:
-            async with s.begin_nested():
-                await self.clients.add_phone(s, client_id, phone)
-        except IntegrityError:
-            owner = await self.clients.id_by_phone(s, phone.e164)
-            if owner is None:
-                raise
-            return owner
-        return client_id
-
-    async def _attach_email(self, s: AsyncSession, client_id: int, address: str, raw: str) -> int:
-        """Add the address to the client; returns whose it is now."""
-        position = await self._count(s, ClientEmail, client_id)
-        try:
-            async with s.begin_nested():
-                await s.execute(
-                    insert(ClientEmail).values(
-                        client_id=client_id, address=address, raw=raw, position=position
-                    )
-                )
-        except IntegrityError:
-            owner = await self.clients.id_by_email(s, address)
-            if owner is None:
-                raise
-            return owner
-        return client_id
-
-    @staticmethod
-    async def _count(s: AsyncSession, table: type[ClientEmail], client_id: int) -> int:
-        stmt = select(func.count()).select_from(table).where(table.client_id == client_id)
-        return int((await s.execute(stmt)).scalar_one())
+        unapplied: dict[str, str] = {}
+        if lead.phone is not None and phone_owner != client_id:
+            unapplied["phone"] = lead.phone.e164
+        if address is not None and email_owner != client_id:
+            unapplied["email"] = lead.email or address
+        other = email_owner if email_owner not in (None, client_id) else None
+        return _Matched(client_id, created, unapplied, other)
 
     async def _name_if_unnamed(self, s: AsyncSession, client_id: int, name: str) -> None:
         """A client known only by a number or an address (a caller, say) takes the name the form gives."""
@@ -334,19 +316,20 @@ class LeadIntake:
             s,
             client_id,
             f"Web-form lead {lead_id} came with {phone}, which is this client's, and the e-mail "
-            f"{lead.email}, which is {who}'s. The lead is filed here; merge the two if they are one person.",
+            f"{lead.email}, which is {who}'s. The lead is filed here and nothing was changed on either "
+            "client; merge the two if they are one person.",
             agent_id=None,
             clock=self.clock,
         )
 
 
-def _headline(lead: CheckedLead) -> str:
-    """The line above the card: `📝 New lead from landing: <message>`, as plain text (the
+def lead_headline(source: str | None, message: str | None) -> str:
+    """The line above a lead's card: `📝 New lead from landing: <message>`, as plain text (the
     messaging adapter escapes it)."""
-    where = lead.source or "the web form"
-    if not lead.message:
+    where = source or "the web form"
+    if not message:
         return f"📝 New lead from {where}"
-    message = " ".join(lead.message.split())
-    if len(message) > HEADLINE_MESSAGE:
-        message = message[: HEADLINE_MESSAGE - 1] + "…"
-    return f"📝 New lead from {where}: {message}"
+    line = " ".join(message.split())
+    if len(line) > HEADLINE_MESSAGE:
+        line = line[: HEADLINE_MESSAGE - 1] + "…"
+    return f"📝 New lead from {where}: {line}"

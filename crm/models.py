@@ -340,12 +340,13 @@ class RoutingTurn(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
-class TelegramUpdate(Base):
-    """A Telegram update already applied: Telegram may send one again (a webhook retried, a poller
-    that died before confirming), and a replay must change nothing. Old rows are purged."""
+class AppliedUpdate(Base):
+    """An update from a messaging channel already taken in: a channel may deliver one again (a
+    webhook retried, a poller that died before confirming), and a replay must change nothing."""
 
-    __tablename__ = "telegram_updates"
+    __tablename__ = "applied_updates"
 
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     applied_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 

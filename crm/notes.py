@@ -5,9 +5,10 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm import timeline
-from crm.calls import add_call_note
+from crm.calls import add_call_note, ensure_may_work_on, get_call
 from crm.clock import Clock
 from crm.errors import InvalidInput
+from crm.models import Agent
 
 MAX_NOTE = 4000
 
@@ -20,8 +21,12 @@ async def add_note(
     agent_id: int | None,
     clock: Clock,
     call_id: int | None = None,
+    by: Agent | None = None,
 ) -> int:
-    """A note on the client's timeline; on the call too when it is about one."""
+    """A note on the client's timeline; on the call too when it is about one. `by`: the agent
+    writing it, who must be allowed to work on that call (`calls.ensure_may_work_on`)."""
+    if by is not None and call_id is not None:
+        await ensure_may_work_on(s, await get_call(s, call_id), by)
     body = text.strip()
     if not body:
         raise InvalidInput({"text": "a note needs some text"})

@@ -2,7 +2,8 @@
 agent's notices keep their order); the messaging adapter renders it from the store when it sends.
 
 Kinds: `text` (a sentence), `card` (a client card; with `call_id`, a call's card with outcome
-buttons; with `headline`, a line above it), `reminder` (a task came due), `voicemail` (audio),
+buttons; with `headline`, a line above it; with `lead_id`, a lead's card showing what the form gave that the
+client does not have), `reminder` (a task came due), `voicemail` (audio),
 `farewell` (the last word to the chat of an agent who has left, addressed by the chat itself),
 `client_message` (what a client wrote; the agent's reply to it goes back to the client).
 """
@@ -43,8 +44,11 @@ async def show_card(
     clock: Clock,
     call_id: int | None = None,
     headline: str | None = None,
+    lead_id: int | None = None,
 ) -> int:
     payload: dict[str, Any] = {"client_id": client_id}
+    if lead_id is not None:
+        payload["lead_id"] = lead_id
     if call_id is not None:
         payload["call_id"] = call_id
     if headline is not None:

@@ -12,14 +12,14 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from crm.errors import Conflict, CrmError, InvalidInput, NotFound
+from crm.errors import Conflict, CrmError, Forbidden, InvalidInput, NotFound
 from gateway.http import MAX_BODY, BadRequest, error_response
 from gateway.keys import METRICS
 from gateway.metrics import route_name
 
 log = logging.getLogger("gateway.http")
 
-_STATUS = {NotFound: 404, Conflict: 409, InvalidInput: 422}
+_STATUS = {NotFound: 404, Conflict: 409, Forbidden: 403, InvalidInput: 422}
 
 
 @web.middleware

@@ -2,6 +2,10 @@
 text and as HTML (everything the sender typed escaped), with `Reply-To` the lead's address, so
 that answering the mail answers the client.
 
+A form is a public door: when the lead's phone or address is not the matched client's (someone
+typed a client's number with their own address, say), the mail shows the form's details and not
+the client's, and has no `Reply-To`, so that a quick reply does not tell a stranger about a client.
+
 Rendered at delivery time from the store, like the Telegram card: a mail that waited out an SMTP
 outage shows the client as they are when it leaves.
 """
@@ -21,6 +25,10 @@ from crm.cards import Card, build_card
 from crm.models import Agent, Lead
 
 SUBJECT_NAME = 80
+CAUTION = (
+    "the form's phone or e-mail is not on this client's record, so whoever sent it may not be the "
+    "client; the client's own details are left out of this mail. Check in the CRM before answering."
+)
 
 
 class LeadGone(Exception):
@@ -45,7 +53,7 @@ async def lead_mail(s: AsyncSession, lead_id: int, *, to: str, sender: str, now:
     message["Subject"] = subject(lead, card)
     message["From"] = sender
     message["To"] = to
-    if lead.email:
+    if lead.email and not unsure(lead):
         message["Reply-To"] = lead.email
     message["Date"] = format_datetime(lead.created_at)
     message["Message-ID"] = make_msgid(f"lead-{lead.id}", domain=sender.rpartition("@")[2] or None)
@@ -66,10 +74,20 @@ def subject(lead: Lead, card: Card | None) -> str:
     return f"New lead{where}: {_one_line(who, SUBJECT_NAME)}"
 
 
+def unsure(lead: Lead) -> bool:
+    """The form's details are not all the matched client's: the sender may be someone else."""
+    return bool(lead.unapplied)
+
+
 def client_facts(lead: Lead, card: Card | None, assigned: Agent | None) -> list[Fact]:
     """What the card says of the client, then who got the lead and where it came from."""
     facts: list[Fact] = []
-    if card is not None:
+    if card is not None and unsure(lead):
+        facts.append(Fact("Matched client", card.name))
+        facts.append(Fact("Caution", CAUTION))
+        given = (("Phone (form)", lead.phone), ("E-mail (form)", lead.email))
+        facts += [Fact(label, value) for label, value in given if value]
+    elif card is not None:
         facts.append(Fact("Name", card.name))
         if card.phones:
             facts.append(Fact("Phones", ", ".join(p.display for p in card.phones)))
@@ -99,11 +117,19 @@ def _value(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
+def _reply_line(lead: Lead) -> str:
+    if not lead.email:
+        return "The client left no e-mail address."
+    if unsure(lead):
+        return "This mail has no Reply-To: the form's address may not be the client's."
+    return "Reply to this mail to answer the client."
+
+
 def text_body(lead: Lead, facts: list[Fact]) -> str:
     width = max(len(f.label) for f in facts) + 2
     lines = [f"{(f.label + ':').ljust(width)}{f.value}" for f in facts]
     message = lead.message or "(no message)"
-    reply = "Reply to this mail to answer the client." if lead.email else "The client left no e-mail address."
+    reply = _reply_line(lead)
     return "\n".join(["A new lead came in.", "", *lines, "", "Message:", message, "", reply, ""])
 
 
@@ -114,7 +140,7 @@ def html_body(lead: Lead, facts: list[Fact]) -> str:
         for f in facts
     )
     message = escape(lead.message) if lead.message else "<i>(no message)</i>"
-    reply = "Reply to this mail to answer the client." if lead.email else "The client left no e-mail address."
+    reply = _reply_line(lead)
     return (
         '<!doctype html>\n<html><body style="font-family:sans-serif">\n'
         "<p>A new lead came in.</p>\n"

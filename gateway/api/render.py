@@ -100,6 +100,7 @@ def lead(row: Lead) -> schemas.LeadOut:
         message=row.message,
         utm=row.utm or {},
         fields=row.extra or {},
+        unapplied=row.unapplied or {},
         created_at=row.created_at,
     )
 

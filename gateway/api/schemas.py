@@ -188,6 +188,10 @@ class LeadOut(BaseModel):
     message: str | None
     utm: dict[str, str]
     fields: dict[str, Any]
+    unapplied: dict[str, str] = Field(
+        description="the form's phone or e-mail that was not added to the matched client "
+        "(a form may not change a client; an agent adds it from the lead's card)"
+    )
     created_at: datetime
 
 

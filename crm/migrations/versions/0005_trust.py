@@ -1,4 +1,4 @@
-"""trust: invites that expire, a lead's unapplied details, Telegram updates applied once
+"""trust: invites that expire, a lead's unapplied details, a channel's updates applied once
 
 Revision ID: 0005
 Revises: 0004
@@ -26,19 +26,20 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("unapplied", sa.JSON(), nullable=True))
 
     op.create_table(
-        "telegram_updates",
+        "applied_updates",
+        sa.Column("channel", sa.String(length=32), nullable=False),
         sa.Column("update_id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("update_id", name=op.f("pk_telegram_updates")),
+        sa.PrimaryKeyConstraint("channel", "update_id", name=op.f("pk_applied_updates")),
     )
-    with op.batch_alter_table("telegram_updates", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_telegram_updates_applied_at"), ["applied_at"], unique=False)
+    with op.batch_alter_table("applied_updates", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_applied_updates_applied_at"), ["applied_at"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("telegram_updates", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_telegram_updates_applied_at"))
-    op.drop_table("telegram_updates")
+    with op.batch_alter_table("applied_updates", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_applied_updates_applied_at"))
+    op.drop_table("applied_updates")
     with op.batch_alter_table("leads", schema=None) as batch_op:
         batch_op.drop_column("unapplied")
     with op.batch_alter_table("agents", schema=None) as batch_op:

@@ -1,0 +1,58 @@
+"""Each Telegram update is applied once (webhook and polling alike): an update Telegram delivers
+again, or that someone replays, is answered and ignored (`crm.applied_updates`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.dispatcher.event.bases import UNHANDLED
+from aiogram.types import TelegramObject, Update
+
+from crm import applied_updates
+from crm.clock import Clock
+from crm.store import Store
+
+log = logging.getLogger("bots")
+
+CHANNEL = "telegram"
+FORGET_EVERY = 3600.0  # seconds between purges of old marks
+MAX_UPDATE_ID = 2**63 - 1
+
+
+class OncePerUpdate(BaseMiddleware):
+    """Outer middleware of the dispatcher's `update` observer, before everything else."""
+
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+        self._next_purge = 0.0
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        assert isinstance(event, Update)
+        update_id = event.update_id
+        if not 0 <= update_id <= MAX_UPDATE_ID:
+            log.warning("Telegram update with an impossible id %s ignored", update_id)
+            return UNHANDLED
+        now = self.clock.now()
+        async with self.store.session() as s:
+            fresh = await applied_updates.first_time(s, CHANNEL, update_id, now=now)
+            if now.timestamp() >= self._next_purge:
+                self._next_purge = now.timestamp() + FORGET_EVERY
+                await applied_updates.forget_old(s, now=now)
+        if not fresh:
+            log.info("Telegram update %s was applied before; ignored", update_id)
+            return UNHANDLED
+        try:
+            return await handler(event, data)
+        except BaseException:
+            async with self.store.session() as s:
+                await applied_updates.release(s, CHANNEL, update_id)
+            raise
