@@ -181,3 +181,14 @@ async def test_handover_ids_are_read_safely(world: BotWorld) -> None:
     for args in ("²3 4", "1 99999999999999999999999999", "1", "1 2 3", "-1 2", "1 0"):
         answer = await world.say(9009, f"/handover {args}")
         assert "Send /handover FROM_ID TO_ID" in (answer.plain_text or ""), args
+
+
+async def test_a_forged_button_with_an_impossible_id_changes_nothing(world: BotWorld) -> None:
+    await world.bound_agent("Root", "+14155550009", chat_id=9009, role="admin")
+    hello = await world.say(9009, "/help")
+    for data in ("oc:99999999999999999999999999:won", "ho:1:99999999999999999999999999:1", "td:0", "cb:-5"):
+        forged = world.bot_api.callback(
+            chat_id=9009, message=hello, data=data, user_id=9009, require_button=False
+        )
+        assert await world.bot_api.post_to_webhook(forged, secret=SECRET) == 200, data
+    assert await _count(world, Interaction) == 0
