@@ -169,3 +169,25 @@ def test_import_and_export_from_the_command_line(env: dict[str, str], tmp_path: 
 def test_import_of_a_missing_file_is_an_error(env: dict[str, str], tmp_path: Path) -> None:
     done = run(["import", str(tmp_path / "nope.csv"), "--json"], env, tmp_path, check=False)
     assert done.returncode == 1 and "no such file" in done.stderr and done.stdout == ""
+
+
+def test_an_export_shows_formulas_as_text_and_imports_back_unchanged(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    source = tmp_path / "clients.csv"
+    source.write_text(
+        "name,phone,email,tags,Plan\n"
+        '"=HYPERLINK(""http://evil"",""x"")",+1 (415) 555-0100,,"=cmd|\' /C calc\'!A0",@SUM(1)\n'
+        "-2+3,,minus@example.com,vip,\n",
+        encoding="utf-8",
+    )
+    assert as_json(run(["import", str(source), "--json"], env, tmp_path))["created"] == 2
+    target = tmp_path / "out.csv"
+    run(["export", str(target)], env, tmp_path)
+    lines = target.read_text(encoding="utf-8").splitlines()
+    assert lines[1:] == [
+        '"\'=HYPERLINK(""http://evil"",""x"")",+1 415-555-0100,,,\'=cmd|\' /C calc\'!A0,,,\'@SUM(1)',
+        "'-2+3,,minus@example.com,,vip,,,",
+    ]
+    again = as_json(run(["import", str(target), "--json"], env, tmp_path))
+    assert again == {"created": 0, "updated": 0, "skipped": 2, "errors": []}
