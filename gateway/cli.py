@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from crm.errors import CrmError, InvalidInput
-from gateway.settings import Settings, SettingsError, load_settings
+from gateway.settings import Settings, SettingsError, load_settings, redact
 
 EXIT_ERROR = 1
 EXIT_CONFIG = 2
+ACCESS_LOGGER = "aiohttp.access"  # aiohttp.log.access_logger's name (aiohttp is imported only to serve)
 
 log = logging.getLogger("gateway")
 
@@ -143,6 +144,8 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> None:
         _with_store(settings, lambda store, _crm: routing_rules.verify(store, rules))
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactSecrets(settings.secrets()))
     off = settings.disabled_channels()
     if off:
         log.info("channels off: %s", "; ".join(off))
@@ -158,6 +161,30 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> None:
         access_log=web_log.access_logger if settings.access_log else None,
         print=lambda _msg: log.info("serving on http://%s:%s", settings.host, settings.port),
     )
+
+
+class RedactSecrets(logging.Filter):
+    """Writes the settings' secrets as `***` in every line a handler logs, ours or a library's:
+    an error's text may hold a URL with the bot token in it (aiogram's Bot API URLs do)."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == ACCESS_LOGGER:
+            # The request line and headers a caller sent, nothing of ours; and a line per request.
+            return True
+        message = record.getMessage()
+        if (clean := redact(message, self.secrets)) != message:
+            record.msg, record.args = clean, ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, self.secrets)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info, self.secrets)
+        return True
 
 
 def freeze_startup_objects() -> None:
