@@ -107,6 +107,11 @@ def _parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="REST API tokens").add_subparsers(metavar="ACTION")
     create = command(token, "create", "make a bearer token for the REST API (shown once)", _token_create)
     create.add_argument("name", help="who or what uses it, e.g. 'pbx' or 'reports'")
+    revoke = command(
+        token, "revoke", "stop a token working, at once (every token of that name)", _token_revoke
+    )
+    revoke.add_argument("name")
+    command(token, "list", "list the tokens that work (their names, never the tokens)", _token_list)
 
     imp = command(sub, "import", "import clients from a CSV file", _import)
     imp.add_argument("path", type=Path)
@@ -290,6 +295,33 @@ def _token_create(settings: Settings, args: argparse.Namespace) -> tuple[dict[st
         "name": args.name,
         "token": token,
     }, f"{token}\n(shown once: keep it; send it as Authorization: Bearer …)"
+
+
+def _token_revoke(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    from crm.tokens import revoke_token
+
+    async def work(store: Any, crm: Any) -> int:
+        async with store.session() as s:
+            return await revoke_token(s, args.name, crm.clock)
+
+    count: int = _with_store(settings, work)
+    text = f"token {args.name!r} revoked" if count == 1 else f"{count} tokens named {args.name!r} revoked"
+    return {"name": args.name, "revoked": True}, text
+
+
+def _token_list(settings: Settings, _args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    from crm.tokens import TokenInfo, live_tokens
+
+    async def work(store: Any, _crm: Any) -> list[TokenInfo]:
+        async with store.reading() as s:
+            return await live_tokens(s)
+
+    tokens: list[TokenInfo] = _with_store(settings, work)
+    rows = [{"name": t.name, "created_at": t.created_at.isoformat()} for t in tokens]
+    lines = [f"{t.name:<32} made {t.created_at:%Y-%m-%d %H:%M} UTC" for t in tokens]
+    return {"tokens": rows}, "\n".join(
+        lines
+    ) or "no tokens yet: make one with `crm-gateway token create NAME`"
 
 
 def _import(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
