@@ -103,6 +103,13 @@ def _parser() -> argparse.ArgumentParser:
         "--reassign-to", type=int, required=True, metavar="ID", help="the agent who takes over"
     )
     command(agent, "list", "list the agents", _agent_list)
+    invite = command(
+        agent,
+        "invite",
+        "a new invite code for an agent whose chat is lost: the old code and chat stop working",
+        _agent_invite,
+    )
+    invite.add_argument("id", type=int)
 
     token = sub.add_parser("token", help="REST API tokens").add_subparsers(metavar="ACTION")
     create = command(token, "create", "make a bearer token for the REST API (shown once)", _token_create)
@@ -213,6 +220,12 @@ def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> tuple[dict[str
     return {"upgraded": True}, "schema is up to date"
 
 
+def _how_to_bind(code: str) -> str:
+    from crm.agents import INVITE_LIFETIME
+
+    return f"to bind their Telegram chat, they send the bot within {INVITE_LIFETIME.days} days: /start {code}"
+
+
 def _agent_add(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     async def work(store: Any, crm: Any) -> Any:
         async with store.session() as s:
@@ -228,9 +241,8 @@ def _agent_add(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, 
         "role": agent.role,
         "invite_code": agent.invite_code,
     }
-    text = (
-        f"agent {agent.id} added: {agent.name} ({agent.phone}, {agent.role})\n"
-        f"to bind their Telegram chat, they send the bot: /start {agent.invite_code}"
+    text = f"agent {agent.id} added: {agent.name} ({agent.phone}, {agent.role})\n" + _how_to_bind(
+        agent.invite_code
     )
     return data, text
 
@@ -252,6 +264,19 @@ def _agent_remove(settings: Settings, args: argparse.Namespace) -> tuple[dict[st
         f"{moved.tasks} open tasks went to agent {args.reassign_to}"
     )
     return data, text
+
+
+def _agent_invite(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    async def work(store: Any, crm: Any) -> Any:
+        async with store.session() as s:
+            return await crm.agents.new_invite(s, args.id)
+
+    agent = _with_store(settings, work)
+    text = (
+        f"new invite for agent {agent.id} ({agent.name}); the old code and chat no longer work\n"
+        + _how_to_bind(agent.invite_code)
+    )
+    return {"id": agent.id, "invite_code": agent.invite_code}, text
 
 
 def _agent_list(settings: Settings, _args: argparse.Namespace) -> tuple[dict[str, Any], str]:

@@ -86,6 +86,25 @@ def test_bad_agent_input_is_one_line_on_stderr(env: dict[str, str], tmp_path: Pa
     assert again.returncode != 0 and "already" in again.stderr
 
 
+def test_an_agent_whose_chat_is_lost_gets_a_new_invite(env: dict[str, str], tmp_path: Path) -> None:
+    alice = as_json(run(["agent", "add", "Alice", "--phone", "+14155550001", "--json"], env, tmp_path))
+    bob = as_json(run(["agent", "add", "Bob", "--phone", "+14155550002", "--json"], env, tmp_path))
+
+    invited = as_json(run(["agent", "invite", str(alice["id"]), "--json"], env, tmp_path))
+
+    assert set(invited) == {"id", "invite_code"} and invited["id"] == alice["id"]
+    assert invited["invite_code"] != alice["invite_code"] and len(invited["invite_code"]) >= 12
+    human = run(["agent", "invite", str(alice["id"])], env, tmp_path).stdout
+    assert "/start " in human and "within 7 days" in human and invited["invite_code"] not in human
+    run(["agent", "remove", str(alice["id"]), "--reassign-to", str(bob["id"])], env, tmp_path)
+    for gone in (str(alice["id"]), "999"):
+        done = run(["agent", "invite", gone, "--json"], env, tmp_path, check=False)
+        assert done.returncode != 0 and done.stdout == ""
+        assert len(done.stderr.strip().splitlines()) == 1
+    left = run(["agent", "invite", str(alice["id"])], env, tmp_path, check=False)
+    assert "has left" in left.stderr
+
+
 def test_a_token_opens_the_api(env: dict[str, str], tmp_path: Path) -> None:
     made = as_json(run(["token", "create", "pbx", "--json"], env, tmp_path))
     assert made["name"] == "pbx" and made["token"].startswith("crm_")
