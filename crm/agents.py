@@ -174,9 +174,9 @@ class Agents:
 
         The chat bound now is unbound at once, not when the new one binds: a chat is lost with
         a phone, and whoever has the phone must not go on reading client cards, or answering
-        clients as the agent, until the agent has a new one. That chat is told so; the agent's
-        notices wait for no chat meanwhile (as an agent's who never bound one). The new code
-        binds whichever chat sends it first, within `INVITE_LIFETIME`.
+        clients as the agent, until the agent has a new one. That chat is told so. Until the new
+        code binds a chat, the agent's notices are not delivered, as for an agent who never bound
+        one. The new code binds whichever chat sends it first, within `INVITE_LIFETIME`.
         """
         agent = await s.get(Agent, agent_id, with_for_update=True)
         if agent is None:
