@@ -1,20 +1,28 @@
-"""Agents: who takes calls and leads, how to reach them, whether they are on duty."""
+"""Agents: who takes calls and leads, how to reach them, whether they are on duty.
+
+An agent binds their Telegram chat with an invite code (`/start CODE`). A code binds one chat,
+and only within `INVITE_LIFETIME` of being made: a code forwarded or found in an old mail later
+cannot take over an agent's notices. `new_invite` makes a fresh code (`crm-gateway agent invite`).
+"""
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm import notices
 from crm.clock import Clock
-from crm.errors import CrmError, InvalidInput, InvalidPhone, NotFound
+from crm.errors import Conflict, CrmError, InvalidInput, InvalidPhone, NotFound
 from crm.models import Agent
 from crm.phones import parse_phone
 from crm.text import clean_name
 
 ROLES = ("agent", "admin")
+INVITE_LIFETIME = timedelta(days=7)  # an unused invite code stops working after this
 
 
 class BindingRefused(CrmError):
@@ -96,8 +104,9 @@ class Agents:
             sip_uri=sip_uri,
             client_identity=client_identity,
             on_duty=True,
-            invite_code=secrets.token_urlsafe(12),
-            created_at=self.clock.now(),
+            invite_code=_invite_code(),
+            invite_created_at=(now := self.clock.now()),
+            created_at=now,
         )
         s.add(agent)
         await s.flush()
@@ -128,7 +137,8 @@ class Agents:
         """Bind a messenger chat to the agent whose invite `code` this is.
 
         A code works once: used by another chat it is refused, so a forwarded invite cannot take
-        over an agent's notices. Binding the same chat again is harmless.
+        over an agent's notices; unused for `INVITE_LIFETIME`, it has expired. Binding the same
+        chat again is harmless, however old the code.
         """
         code = code.strip()
         agent = None
@@ -137,10 +147,20 @@ class Agents:
             agent = rows.scalar_one_or_none()
         if agent is None or agent.removed_at is not None:
             raise BindingRefused(
-                "this invite code is not valid; ask your admin for the code `agent add` printed"
+                "this invite code is not valid; ask your admin for a new one (crm-gateway agent invite)"
             )
-        if agent.telegram_chat_id is not None and agent.telegram_chat_id != chat_id:
+        if agent.telegram_chat_id == chat_id:
+            agent.telegram_user_id = user_id
+            await s.flush()
+            return agent
+        if agent.telegram_chat_id is not None:
             raise BindingRefused("this invite code was used already; ask your admin for a new one")
+        made = agent.invite_created_at
+        if made is not None and self.clock.now() - made > INVITE_LIFETIME:
+            raise BindingRefused(
+                f"this invite code has expired (codes last {INVITE_LIFETIME.days} days); "
+                f"ask your admin for a new one: crm-gateway agent invite {agent.id}"
+            )
         other = await self.by_chat(s, chat_id)
         if other is not None and other.id != agent.id:
             raise BindingRefused(f"this chat is already bound to {other.name}")
@@ -149,14 +169,35 @@ class Agents:
         await s.flush()
         return agent
 
-    async def new_invite(self, s: AsyncSession, agent_id: int) -> str:
-        """A fresh invite code for an agent (say, on a new phone); the old chat is unbound."""
-        agent = await self.get(s, agent_id)
-        agent.invite_code = secrets.token_urlsafe(12)
+    async def new_invite(self, s: AsyncSession, agent_id: int) -> Agent:
+        """A fresh invite code for an agent whose chat is lost; the old code stops working.
+
+        The chat bound now is unbound at once, not when the new one binds: a chat is lost with
+        a phone, and whoever has the phone must not go on reading client cards, or answering
+        clients as the agent, until the agent has a new one. That chat is told so. Until the new
+        code binds a chat, the agent's notices are not delivered, as for an agent who never bound
+        one. The new code binds whichever chat sends it first, within `INVITE_LIFETIME`.
+        """
+        agent = await s.get(Agent, agent_id, with_for_update=True)
+        if agent is None:
+            raise NotFound(f"no agent with id {agent_id}")
+        if agent.removed_at is not None:
+            raise Conflict(f"agent {agent_id} ({agent.name}) has left; add them again with `agent add`")
+        if agent.telegram_chat_id is not None:
+            await notices.farewell(
+                s,
+                agent.id,
+                agent.telegram_chat_id,
+                f"This chat no longer gets {agent.name}'s cards and notices: a new invite was made for "
+                "them. If that is a surprise, tell your admin.",
+                clock=self.clock,
+            )
+        agent.invite_code = _invite_code()
+        agent.invite_created_at = self.clock.now()
         agent.telegram_chat_id = None
         agent.telegram_user_id = None
         await s.flush()
-        return agent.invite_code
+        return agent
 
     async def set_duty(self, s: AsyncSession, agent_id: int, on_duty: bool) -> Agent:
         agent = await self.get(s, agent_id)
@@ -175,3 +216,7 @@ class Agents:
             select(Agent).where(Agent.removed_at.is_(None), Agent.role == "admin").order_by(Agent.id)
         )
         return list(rows.scalars())
+
+
+def _invite_code() -> str:
+    return secrets.token_urlsafe(12)

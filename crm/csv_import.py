@@ -10,6 +10,9 @@ Files run to millions of rows, so per row there is only the row's own work: each
 into the client it would create, cells that repeat (a number's spelling, a company, an owner) are
 read once, rows are matched in dicts, and on SQLite the inserts run as the driver's `executemany`
 of plain tuples (`_SqliteWrites`).
+
+A cell the export wrote with a leading `'` (so that a spreadsheet shows `=...` as text, not as a
+formula) is read without it: `crm.csv_export.unescape_cell`, only for cells that begin with `'`.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from crm.clock import Clock
+from crm.csv_export import unescape_cell
 from crm.errors import InvalidInput, InvalidPhone
 from crm.models import CLIENT_EMAILS, CLIENT_PHONES, CLIENTS, Agent
 from crm.new_ids import next_id
@@ -239,6 +243,8 @@ class _Columns:
         custom: list[tuple[int, str]] = []
         for i, cell in enumerate(header):
             title = cell.strip()
+            if title[:1] == "'":
+                title = unescape_cell(title)
             key = ALIASES.get(title.casefold(), title.casefold())
             if key in KNOWN:
                 known.setdefault(key, []).append(i)
@@ -257,6 +263,8 @@ class _Columns:
         found: list[str] = []
         for i in self.known.get(key, ()):
             if i < len(row) and (cell := row[i].strip()):
+                if cell[0] == "'":
+                    cell = unescape_cell(cell)
                 if ";" in cell or "," in cell:
                     found += split_list(cell)
                 else:
@@ -266,7 +274,7 @@ class _Columns:
     def first(self, row: Sequence[str], key: str) -> str | None:
         for i in self.known.get(key, ()):
             if i < len(row) and (cell := row[i].strip()):
-                return cell
+                return unescape_cell(cell) if cell[0] == "'" else cell
         return None
 
 
@@ -437,7 +445,7 @@ class _Reader:
                 and (value := cells[i].strip())
                 and (not custom or all(t != title for t, _ in custom))
             ):
-                custom.append((title, value))
+                custom.append((title, unescape_cell(value) if value[0] == "'" else value))
         folded = fold(name)
         first = len(phones)
         phones += [(None, raw, first + i) for i, raw in enumerate(raw_phones)]

@@ -106,6 +106,7 @@ async def hand_over(s: AsyncSession, agent_id: int, to_agent_id: int, *, clock: 
     leaving.telegram_chat_id = None
     leaving.telegram_user_id = None
     leaving.invite_code = None
+    leaving.invite_created_at = None
     await notices.tell(
         s,
         to_agent_id,

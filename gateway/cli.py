@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from crm.errors import CrmError, InvalidInput
-from gateway.settings import Settings, SettingsError, load_settings
+from gateway.settings import Settings, SettingsError, load_settings, redact
 
 EXIT_ERROR = 1
 EXIT_CONFIG = 2
+ACCESS_LOGGER = "aiohttp.access"  # aiohttp.log.access_logger's name (aiohttp is imported only to serve)
 
 log = logging.getLogger("gateway")
 
@@ -102,10 +103,22 @@ def _parser() -> argparse.ArgumentParser:
         "--reassign-to", type=int, required=True, metavar="ID", help="the agent who takes over"
     )
     command(agent, "list", "list the agents", _agent_list)
+    invite = command(
+        agent,
+        "invite",
+        "a new invite code for an agent whose chat is lost: the old code and chat stop working",
+        _agent_invite,
+    )
+    invite.add_argument("id", type=int)
 
     token = sub.add_parser("token", help="REST API tokens").add_subparsers(metavar="ACTION")
     create = command(token, "create", "make a bearer token for the REST API (shown once)", _token_create)
     create.add_argument("name", help="who or what uses it, e.g. 'pbx' or 'reports'")
+    revoke = command(
+        token, "revoke", "stop a token working, at once (every token of that name)", _token_revoke
+    )
+    revoke.add_argument("name")
+    command(token, "list", "list the tokens that work (their names, never the tokens)", _token_list)
 
     imp = command(sub, "import", "import clients from a CSV file", _import)
     imp.add_argument("path", type=Path)
@@ -143,6 +156,8 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> None:
         _with_store(settings, lambda store, _crm: routing_rules.verify(store, rules))
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactSecrets(settings.secrets()))
     off = settings.disabled_channels()
     if off:
         log.info("channels off: %s", "; ".join(off))
@@ -158,6 +173,30 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> None:
         access_log=web_log.access_logger if settings.access_log else None,
         print=lambda _msg: log.info("serving on http://%s:%s", settings.host, settings.port),
     )
+
+
+class RedactSecrets(logging.Filter):
+    """Writes the settings' secrets as `***` in every line a handler logs, ours or a library's:
+    an error's text may hold a URL with the bot token in it (aiogram's Bot API URLs do)."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == ACCESS_LOGGER:
+            # The request line and headers a caller sent, nothing of ours; and a line per request.
+            return True
+        message = record.getMessage()
+        if (clean := redact(message, self.secrets)) != message:
+            record.msg, record.args = clean, ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, self.secrets)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info, self.secrets)
+        return True
 
 
 def freeze_startup_objects() -> None:
@@ -181,6 +220,12 @@ def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> tuple[dict[str
     return {"upgraded": True}, "schema is up to date"
 
 
+def _how_to_bind(code: str) -> str:
+    from crm.agents import INVITE_LIFETIME
+
+    return f"to bind their Telegram chat, they send the bot within {INVITE_LIFETIME.days} days: /start {code}"
+
+
 def _agent_add(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     async def work(store: Any, crm: Any) -> Any:
         async with store.session() as s:
@@ -196,9 +241,8 @@ def _agent_add(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, 
         "role": agent.role,
         "invite_code": agent.invite_code,
     }
-    text = (
-        f"agent {agent.id} added: {agent.name} ({agent.phone}, {agent.role})\n"
-        f"to bind their Telegram chat, they send the bot: /start {agent.invite_code}"
+    text = f"agent {agent.id} added: {agent.name} ({agent.phone}, {agent.role})\n" + _how_to_bind(
+        agent.invite_code
     )
     return data, text
 
@@ -220,6 +264,19 @@ def _agent_remove(settings: Settings, args: argparse.Namespace) -> tuple[dict[st
         f"{moved.tasks} open tasks went to agent {args.reassign_to}"
     )
     return data, text
+
+
+def _agent_invite(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    async def work(store: Any, crm: Any) -> Any:
+        async with store.session() as s:
+            return await crm.agents.new_invite(s, args.id)
+
+    agent = _with_store(settings, work)
+    text = (
+        f"new invite for agent {agent.id} ({agent.name}); the old code and chat no longer work\n"
+        + _how_to_bind(agent.invite_code)
+    )
+    return {"id": agent.id, "invite_code": agent.invite_code}, text
 
 
 def _agent_list(settings: Settings, _args: argparse.Namespace) -> tuple[dict[str, Any], str]:
@@ -263,6 +320,33 @@ def _token_create(settings: Settings, args: argparse.Namespace) -> tuple[dict[st
         "name": args.name,
         "token": token,
     }, f"{token}\n(shown once: keep it; send it as Authorization: Bearer …)"
+
+
+def _token_revoke(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    from crm.tokens import revoke_token
+
+    async def work(store: Any, crm: Any) -> int:
+        async with store.session() as s:
+            return await revoke_token(s, args.name, crm.clock)
+
+    count: int = _with_store(settings, work)
+    text = f"token {args.name!r} revoked" if count == 1 else f"{count} tokens named {args.name!r} revoked"
+    return {"name": args.name, "revoked": True}, text
+
+
+def _token_list(settings: Settings, _args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    from crm.tokens import TokenInfo, live_tokens
+
+    async def work(store: Any, _crm: Any) -> list[TokenInfo]:
+        async with store.reading() as s:
+            return await live_tokens(s)
+
+    tokens: list[TokenInfo] = _with_store(settings, work)
+    rows = [{"name": t.name, "created_at": t.created_at.isoformat()} for t in tokens]
+    lines = [f"{t.name:<32} made {t.created_at:%Y-%m-%d %H:%M} UTC" for t in tokens]
+    return {"tokens": rows}, "\n".join(
+        lines
+    ) or "no tokens yet: make one with `crm-gateway token create NAME`"
 
 
 def _import(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, Any], str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.api.auth import metrics_refusal
 from gateway.http import error_response
 from gateway.keys import METRICS, STORE
 
@@ -19,4 +20,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
+    """To a scraper on this machine, or with an API token (CONTRACT.md, Trust)."""
+    refused = await metrics_refusal(request)
+    if refused is not None:
+        return refused
     return request.app[METRICS].render()

@@ -53,7 +53,7 @@ _PAGE = [
     _param("cursor", "query", {"type": "string"}, "`next_cursor` of the previous page"),
 ]
 _ERRORS = {
-    "401": _json(schemas.ErrorOut, "no bearer token"),
+    "401": _json(schemas.ErrorOut, "no bearer token, or a revoked one"),
     "403": _json(schemas.ErrorOut, "a token we did not issue"),
     "422": _json(schemas.ErrorOut, "invalid fields; `fields` says which"),
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from crm import notices
 from crm.clients import ClientDraft
 from crm.models import Task
 from gateway.app import create_app
@@ -28,6 +29,50 @@ async def test_a_used_or_wrong_code_is_refused_helpfully(world: BotWorld) -> Non
     assert "used already" in (used.text or "")
     async with world.store.reading() as s:
         assert (await world.crm.agents.get(s, alice.id)).telegram_chat_id == 1001
+
+
+async def test_an_unused_invite_expires_after_seven_days(world: BotWorld) -> None:
+    async with world.store.session() as s:
+        alice = await world.crm.agents.add(s, "Alice", phone="+14155550001")
+        bob = await world.crm.agents.add(s, "Bob", phone="+14155550002")
+        carol = await world.crm.agents.add(s, "Carol", phone="+14155550003")
+    assert "Welcome, Carol" in ((await world.say(3003, f"/start {carol.invite_code}")).text or "")
+
+    world.clock.advance(days=7, seconds=-1)
+    assert "Welcome, Bob" in ((await world.say(2002, f"/start {bob.invite_code}")).text or "")
+    world.clock.advance(seconds=2)
+    late = (await world.say(1001, f"/start {alice.invite_code}")).text or ""
+
+    assert "expired" in late and f"crm-gateway agent invite {alice.id}" in late
+    async with world.store.reading() as s:
+        assert (await world.crm.agents.get(s, alice.id)).telegram_chat_id is None
+    # A code that was used binds its own chat again, however old: nothing changes hands.
+    assert "Welcome, Carol" in ((await world.say(3003, f"/start {carol.invite_code}")).text or "")
+    async with world.store.session() as s:
+        fresh = (await world.crm.agents.new_invite(s, alice.id)).invite_code
+    assert "Welcome, Alice" in ((await world.say(1001, f"/start {fresh}")).text or "")
+
+
+async def test_a_new_invite_moves_an_agent_whose_chat_is_lost_to_a_new_one(world: BotWorld) -> None:
+    alice = await world.bound_agent("Alice", "+14155550001", chat_id=1001)
+    old_code = alice.invite_code
+
+    async with world.store.session() as s:
+        invited = await world.crm.agents.new_invite(s, alice.id)
+    new_code = invited.invite_code
+
+    # The lost chat is cut off at once, and told so: whoever has it reads no more cards.
+    told = await world.bot_api.next_message(1001)
+    assert "no longer gets Alice's cards" in (told.text or "")
+    assert "Write your question here" in ((await world.say(1001, "/tasks")).text or "")
+    assert new_code != old_code
+    refused = await world.say(2002, f"/start {old_code}")
+    assert "not valid" in (refused.text or "")
+    assert "Welcome, Alice" in ((await world.say(2002, f"/start {new_code}")).text or "")
+    async with world.store.session() as s:
+        await notices.tell(s, alice.id, "Call Ada back", clock=world.clock)
+    assert "Call Ada back" in ((await world.bot_api.next_message(2002)).text or "")
+    await world.bot_api.no_message(1001, within=0.3)
 
 
 async def test_strangers_are_clients_and_agents_commands_do_nothing_for_them(world: BotWorld) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from crm import csv_import
 from crm.clients import ClientDraft
 from crm.clock import FrozenClock
-from crm.csv_export import COLUMNS, export_clients
+from crm.csv_export import COLUMNS, escape_cell, export_clients, unescape_cell
 from crm.csv_import import CsvFormatError, ImportReport, LineError, import_clients
 from crm.models import Agent, Client, ClientEmail, ClientPhone
 from crm.service import Crm
@@ -617,3 +618,90 @@ async def test_an_export_imports_into_a_fresh_database_as_the_same_clients(
         assert await clients(other) == await clients(store)
     finally:
         await other.close()
+
+
+# -- cells a spreadsheet would run (CSV injection) ---------------------------------------------
+
+
+def cells_of(path: Path) -> list[list[str]]:
+    """The file's cells as a spreadsheet program reads them."""
+    with path.open(encoding="utf-8", newline="") as f:
+        return list(csv.reader(f))
+
+
+async def a_client_with_formulas(crm: Crm, store: Store) -> None:
+    """What a stranger can type into a web form or a Telegram name, and an API script can add."""
+    async with store.session() as s:
+        await crm.clients.create(
+            s,
+            ClientDraft(
+                name='=HYPERLINK("http://evil","x")',
+                phones=["+1 (415) 555-0100"],
+                tags=["=cmd|' /C calc'!A0", "vip"],
+                notes="\tx",
+                custom={"=Origin": "=1+1", "Mobile": "+1 (415) 555-0199", "Fax": "\rcall"},
+            ),
+        )
+        await crm.clients.create(s, ClientDraft(name="@SUM(1)", emails=["sum@example.com"]))
+        await crm.clients.create(s, ClientDraft(name="-2+3", emails=["minus@example.com"]))
+        # A `'` of the client's own stays theirs, before a formula's first character too.
+        await crm.clients.create(s, ClientDraft(name="'Tis Herself", custom={"Fax": "'=quoted"}))
+
+
+async def test_cells_a_spreadsheet_would_run_are_exported_as_text(
+    store: Store, crm: Crm, tmp_path: Path
+) -> None:
+    await a_client_with_formulas(crm, store)
+    path = tmp_path / "out.csv"
+
+    await export_clients(store, path)
+
+    header, evil, at, minus, own = cells_of(path)
+    assert header == [*COLUMNS, "'=Origin", "Fax", "Mobile"]
+    row = dict(zip(header, evil, strict=True))
+    assert row["name"] == '\'=HYPERLINK("http://evil","x")'
+    assert row["tags"] == "'=cmd|' /C calc'!A0; vip"
+    assert row["notes"] == "'\tx"
+    assert row["'=Origin"] == "'=1+1"
+    assert row["Fax"] == "'\rcall"
+    assert row["phone"] == "+1 415-555-0100"  # a phone number is left as it is
+    assert row["Mobile"] == "+1 (415) 555-0199"
+    assert (at[0], minus[0]) == ("'@SUM(1)", "'-2+3")
+    assert (own[0], own[header.index("Fax")]) == ("'Tis Herself", "''=quoted")
+
+
+@pytest.mark.parametrize(
+    ("cell", "written"),
+    [
+        ("+1 (415) 555-0100", "+1 (415) 555-0100"),
+        ("+1 415-555-0100; +44 7700 900123", "+1 415-555-0100; +44 7700 900123"),
+        ("+1 415 CALL NOW", "'+1 415 CALL NOW"),
+        ("+1+cmd|' /C calc'!A0", "'+1+cmd|' /C calc'!A0"),
+        ("-", "'-"),
+        ("plain = text", "plain = text"),
+        ("'", "'"),
+        ("", ""),
+    ],
+)
+def test_only_a_phone_number_may_begin_with_a_plus_unescaped(cell: str, written: str) -> None:
+    assert escape_cell(cell) == written
+    assert unescape_cell(written) == cell
+
+
+async def test_an_export_with_formulas_imports_back_to_the_same_clients(
+    store: Store, crm: Crm, clock: FrozenClock, tmp_path: Path, other_db_url: str
+) -> None:
+    await a_client_with_formulas(crm, store)
+    exported = tmp_path / "out.csv"
+    await export_clients(store, exported)
+
+    other = Store(other_db_url)
+    try:
+        report = await run(other, exported, clock)
+        assert (report.created, report.errors) == (4, [])
+        assert await clients(other) == await clients(store)
+    finally:
+        await other.close()
+    (evil,) = [c for c in await clients(store) if c.name.startswith("=")]
+    assert evil.tags == ("=cmd|' /C calc'!A0", "vip") and evil.notes == "\tx"
+    assert dict(evil.custom)["=Origin"] == "=1+1"

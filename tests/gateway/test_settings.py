@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.settings import RateLimit, SettingsError, load_settings
+from gateway.settings import RateLimit, SettingsError, load_settings, redact
 
 
 @pytest.fixture(autouse=True)
@@ -86,3 +86,61 @@ def test_rate_limits_read(text: str, count: int, seconds: int) -> None:
 def test_bad_rate_limits_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="N/second"):
         RateLimit(text)
+
+
+def test_a_password_in_a_database_url_shows_as_stars(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRM_DATABASE_URL", "postgresql+asyncpg://crm:s3cr%40t/x@db.example.com:port/crm")
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    assert str(refused.value) == (
+        "CRM_DATABASE_URL: not a URL SQLAlchemy can read: postgresql+asyncpg://user:password@host:5432/db "
+        "(a password with / @ : or % in it is written %-encoded) "
+        "(got 'postgresql+asyncpg://crm:***@db.example.com:port/crm')"
+    )
+
+
+def test_a_secret_setting_is_named_but_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRM_TELEGRAM_BOT_TOKEN", "123456789:AAH dqTcvCH1vGWJxfSeofSAs0K5PALDsaw")
+    with pytest.raises(SettingsError, match=r"^CRM_TELEGRAM_BOT_TOKEN: not a Telegram bot token") as refused:
+        load_settings()
+    assert "dqTcv" not in str(refused.value)
+
+
+def test_secrets_stay_out_of_the_settings_repr_and_are_listed_for_the_log(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CRM_TELEGRAM_BOT_TOKEN", " 123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw ")
+    monkeypatch.setenv("CRM_TWILIO_AUTH_TOKEN", "twilio-auth-token")
+    monkeypatch.setenv("CRM_SMTP_PASSWORD", "smtp-password")
+    monkeypatch.setenv("CRM_DATABASE_URL", "postgresql+asyncpg://crm:db-password@db.example.com/crm")
+    s = load_settings()
+    assert s.telegram_bot_token == "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"  # pasted with spaces
+    shown = repr(s)
+    assert "AAHdq" not in shown and "twilio-auth-token" not in shown and "smtp-password" not in shown
+    assert set(s.secrets()) >= {
+        "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",
+        "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",
+        "twilio-auth-token",
+        "smtp-password",
+        "db-password",
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        (
+            "url='https://api.telegram.org/bot123:SECRET-TAIL/getMe'",
+            "url='https://api.telegram.org/bot***/getMe'",
+        ),
+        ("POST /botSECRET-TAIL/sendMessage", "POST /bot***/sendMessage"),
+        ("postgresql+asyncpg://crm:pa/ss@db/crm failed", "postgresql+asyncpg://crm:***@db/crm failed"),
+        (
+            "tcp://admin:amp@pbx:5038 and http://host:8080/path",
+            "tcp://admin:***@pbx:5038 and http://host:8080/path",
+        ),
+        ("an abc is not a secret", "an abc is not a secret"),
+    ],
+)
+def test_redact_masks_secrets_and_url_passwords(text: str, masked: str) -> None:
+    assert redact(text, ["123:SECRET-TAIL", "SECRET-TAIL", "abc"]) == masked
