@@ -127,8 +127,10 @@ async def test_a_sender_that_lost_its_lease_cannot_undo_the_next_ones_work(store
         assert await outbox.renew(s, [stalled], until=frozen.now() + timedelta(hours=1)) == set()
         assert not await outbox.mark_retry(s, stalled, at=frozen.now(), error="timed out")
         assert not await outbox.mark_failed(s, stalled, now=frozen.now(), error="550 no such user")
+        assert not await outbox.note(s, stalled, {"lead_id": 1, "note": "about to send"})
     row = await _row(store, message)
     assert (row.status, row.locked_until, row.attempts) == ("pending", held_until, 2)  # still the second's
+    assert row.payload == {"lead_id": 1}
 
     async with store.session() as s:
         assert await outbox.renew(s, [taken], until=frozen.now() + LEASE) == {message}

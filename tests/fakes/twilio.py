@@ -1242,6 +1242,8 @@ class TwilioRestServer:
         self.auth_token = auth_token
         self.calls: list[Json] = []
         self.listings: list[Params] = []
+        # Seconds Twilio takes to answer a creation, after the call exists (and is listed).
+        self.answer_delay = 0.0
         self.recording_fetches: list[str] = []
         self.unauthorized: list[str] = []
         self._recordings: dict[str, dict[str, tuple[bytes, str]]] = {}
@@ -1435,6 +1437,8 @@ class TwilioRestServer:
             record["sid"] = body["sid"]
             self._resources[body["sid"]] = body
         self._changed.set()
+        if self.answer_delay:
+            await asyncio.sleep(self.answer_delay)
         return web.json_response(body, status=status)
 
     def _answer_creation(self, params: Json) -> tuple[int, Json]:
