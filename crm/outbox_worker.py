@@ -196,7 +196,7 @@ class OutboxWorker:
                         " this outcome is dropped: %s",
                         self.channel,
                         delivery.id,
-                        outcome,
+                        type(outcome).__name__,
                     )
                 return
             except Exception:

@@ -18,7 +18,8 @@ of a call no other call of ours has claimed, instead of placing another. Twilio'
 
 What stays possible:
 - Twilio created the call but its list does not show it yet when the next claim reads it, at
-  least a lease (a minute) after the crash: a second call.
+  least a lease (a minute) after the crash, or Twilio's clock and ours disagree by more than
+  `CLOCK_SKEW`: a second call.
 - Another click-to-call to the same agent, placed or about to be and not yet named by Twilio
   (see `_placed_before`): we cannot tell whose call is whose, so none is placed and the name is
   left to Twilio's callbacks, which carry our call id. If ours had not been placed in fact, the
