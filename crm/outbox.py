@@ -5,15 +5,21 @@ channel; the adapter that owns the channel claims it, delivers it and marks the 
 of one `queue` (one recipient) go out in order: only the oldest pending message of a queue can be
 claimed, and a claim is a lease, so a crashed sender's message is taken up again when it expires.
 With several processes on PostgreSQL, claims skip rows another process holds (`SKIP LOCKED`).
+
+A live sender keeps renewing the leases of what it is still sending (`renew`), so a slow
+delivery is never claimed a second time. A claim is named by the message's id and its `attempts`
+after the claim (each claim adds one): renewals and outcomes other than "sent" apply only while
+that claim still holds the message, so a sender that lost its lease cannot disturb the next one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.clock import Clock
@@ -27,7 +33,8 @@ DIRTY = "crm_outbox_dirty"
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """A claimed message: deliver it, then call `mark_sent`, `mark_retry` or `mark_failed`."""
+    """A claimed message: deliver it, then call `mark_sent`, `mark_retry` or `mark_failed`.
+    `attempts` (the count after this claim) also names the claim: see `renew`."""
 
     id: int
     channel: str
@@ -128,43 +135,109 @@ async def claim(
     ]
 
 
-# An outcome is recorded for every message sent: a Core statement built once (`message` is the id).
-_SETTLE = update(OUTBOX).where(OUTBOX.c.id == bindparam("message"))
-_MARK_DONE = _SETTLE.values(
+# While a claim holds a message: `attempts` is still the claim's and no outcome has cleared
+# `locked_until` (a claim after this one adds one to `attempts`; a settled retry clears the lease).
+_HELD = (
+    OUTBOX.c.id == bindparam("message"),
+    OUTBOX.c.attempts == bindparam("attempt"),
+    OUTBOX.c.status == "pending",
+    OUTBOX.c.locked_until.is_not(None),
+)
+_RENEW = (
+    update(OUTBOX)
+    .where(
+        tuple_(OUTBOX.c.id, OUTBOX.c.attempts).in_(bindparam("held", expanding=True)),
+        OUTBOX.c.status == "pending",
+        OUTBOX.c.locked_until.is_not(None),
+    )
+    .values(locked_until=bindparam("until"))
+    .returning(OUTBOX.c.id)
+)
+_NOTE = update(OUTBOX).where(*_HELD).values(payload=bindparam("noted"))
+
+
+async def renew(s: AsyncSession, held: Sequence[Delivery], *, until: datetime) -> set[int]:
+    """Extend the leases of messages still being sent, in one statement; returns the ids whose
+    claim still held them (the others were settled meanwhile, or their lease was lost)."""
+    if not held:
+        return set()
+    conn = await s.connection()
+    result = await conn.execute(_RENEW, {"held": [(d.id, d.attempts) for d in held], "until": until})
+    return {int(row.id) for row in result}
+
+
+async def note(s: AsyncSession, delivery: Delivery, payload: dict[str, Any]) -> bool:
+    """Replace the message's payload while this claim still holds it (a sender noting, before an
+    act it cannot take back, what the next claim must know); False when the lease was lost."""
+    conn = await s.connection()
+    params = {"message": delivery.id, "attempt": delivery.attempts, "noted": payload}
+    return _applied(await conn.execute(_NOTE, params))
+
+
+def _applied(result: Any) -> bool:
+    return bool(getattr(result, "rowcount", 0))
+
+
+# An outcome is recorded for every message sent: Core statements built once (`message` is the id).
+# "Sent" closes a message whoever holds it now: it was delivered, so nobody should send it again.
+# The other outcomes apply only while the claim that reached them still holds the message.
+_SENT = (
+    update(OUTBOX)
+    .where(OUTBOX.c.id == bindparam("message"), OUTBOX.c.status == "pending")
+    .values(status="sent", sent_at=bindparam("at"), locked_until=None, last_error=None)
+)
+_SETTLE_HELD = update(OUTBOX).where(*_HELD)
+_MARK_DONE = _SETTLE_HELD.values(
     status=bindparam("outcome"), sent_at=bindparam("at"), locked_until=None, last_error=bindparam("error")
+)
+_MARK_RETRY = _SETTLE_HELD.values(
+    next_attempt_at=bindparam("at"), locked_until=None, last_error=bindparam("error")
+)
+_MARK_RETRY_UNCOUNTED = _SETTLE_HELD.values(
+    next_attempt_at=bindparam("at"),
+    locked_until=None,
+    last_error=bindparam("error"),
+    attempts=OUTBOX.c.attempts - 1,
 )
 
 
-async def _mark_done(s: AsyncSession, message_id: int, outcome: str, at: datetime, error: str | None) -> None:
+async def _mark_done(s: AsyncSession, delivery: Delivery, outcome: str, at: datetime, error: str) -> bool:
     conn = await s.connection()
-    await conn.execute(_MARK_DONE, {"message": message_id, "outcome": outcome, "at": at, "error": error})
+    params = {
+        "message": delivery.id,
+        "attempt": delivery.attempts,
+        "outcome": outcome,
+        "at": at,
+        "error": error,
+    }
+    return _applied(await conn.execute(_MARK_DONE, params))
 
 
-async def mark_sent(s: AsyncSession, message_id: int, *, now: datetime) -> None:
-    await _mark_done(s, message_id, "sent", now, None)
+async def mark_sent(s: AsyncSession, delivery: Delivery, *, now: datetime) -> bool:
+    """Delivered. False when the message was already settled (by whoever took over a lost lease)."""
+    conn = await s.connection()
+    return _applied(await conn.execute(_SENT, {"message": delivery.id, "at": now}))
 
 
 async def mark_retry(
-    s: AsyncSession, message_id: int, *, at: datetime, error: str, uncount: bool = False
-) -> None:
+    s: AsyncSession, delivery: Delivery, *, at: datetime, error: str, uncount: bool = False
+) -> bool:
     """Try again at `at`; the queue behind it waits, so order is kept. `uncount`: this attempt
-    does not count against the message (the receiver only asked us to slow down)."""
-    attempts = OUTBOX.c.attempts - 1 if uncount else OUTBOX.c.attempts
+    does not count against the message (the receiver only asked us to slow down).
+    False when this claim no longer holds the message: its current holder decides."""
     conn = await s.connection()
-    await conn.execute(
-        _SETTLE.values(next_attempt_at=at, locked_until=None, last_error=error[:2000], attempts=attempts),
-        {"message": message_id},
-    )
+    params = {"message": delivery.id, "attempt": delivery.attempts, "at": at, "error": error[:2000]}
+    return _applied(await conn.execute(_MARK_RETRY_UNCOUNTED if uncount else _MARK_RETRY, params))
 
 
-async def mark_failed(s: AsyncSession, message_id: int, *, now: datetime, error: str) -> None:
+async def mark_failed(s: AsyncSession, delivery: Delivery, *, now: datetime, error: str) -> bool:
     """Give up on a message that can never be delivered (the recipient is gone or blocked us)."""
-    await _mark_done(s, message_id, "failed", now, error[:2000])
+    return await _mark_done(s, delivery, "failed", now, error[:2000])
 
 
-async def mark_skipped(s: AsyncSession, message_id: int, *, now: datetime, reason: str) -> None:
+async def mark_skipped(s: AsyncSession, delivery: Delivery, *, now: datetime, reason: str) -> bool:
     """Not sent because it no longer matters (a reminder for a task done meanwhile)."""
-    await _mark_done(s, message_id, "skipped", now, reason[:2000])
+    return await _mark_done(s, delivery, "skipped", now, reason[:2000])
 
 
 async def next_due(s: AsyncSession, channel: str) -> datetime | None:

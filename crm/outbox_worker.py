@@ -2,6 +2,12 @@
 
 An adapter subclasses `OutboxWorker` and writes `deliver()`; the claiming, leasing, concurrency,
 order per queue, retries and shutdown are here, once.
+
+Leases: a claim holds a message for `lease`; while it is being delivered and until its outcome is
+recorded, one heartbeat per worker extends the leases of everything in flight every `lease / 3`
+(one statement, none when nothing is in flight). So however long a delivery takes (a slow Bot
+API, a slow SMTP server, a voicemail download), no other sender claims it meanwhile; a process
+that dies stops renewing, and its messages are taken over `lease` after its last renewal.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -89,6 +95,10 @@ class OutboxWorker:
         self._stopping = False
         self._inflight: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
+        # Claims being delivered or settled, by message id: what the heartbeat renews.
+        self._held: dict[int, Delivery] = {}
+        self._holding = asyncio.Event()
+        self._heartbeat_task: asyncio.Task[None] | None = None
 
     async def deliver(self, delivery: Delivery) -> Outcome:
         raise NotImplementedError
@@ -102,6 +112,7 @@ class OutboxWorker:
 
     def start(self) -> None:
         self._runner = asyncio.create_task(self._run(), name=f"outbox-{self.channel}")
+        self._heartbeat_task = asyncio.create_task(self._heartbeat(), name=f"outbox-{self.channel}-leases")
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop claiming; let deliveries under way finish (the rest stay queued in the store)."""
@@ -113,6 +124,12 @@ class OutboxWorker:
             _, late = await asyncio.wait(self._inflight, timeout=grace)
             for task in late:
                 task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=1.0)
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat_task
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -125,6 +142,8 @@ class OutboxWorker:
                 log.exception("%s: could not claim outbox messages; trying again shortly", self.channel)
                 claimed = []
             for delivery in claimed:
+                self._held[delivery.id] = delivery
+                self._holding.set()
                 task = asyncio.create_task(self._handle(delivery))
                 self._inflight.add(task)
                 task.add_done_callback(self._done)
@@ -151,33 +170,34 @@ class OutboxWorker:
 
     async def _handle(self, delivery: Delivery) -> None:
         try:
-            outcome = await self.deliver(delivery)
-        except Exception as exc:
-            log.exception("%s: outbox %s failed unexpectedly", self.channel, delivery.id)
-            outcome = self.retry(delivery, f"unexpected: {exc!r}")
-        await self._settle(delivery, outcome)
+            try:
+                outcome = await self.deliver(delivery)
+            except Exception as exc:
+                log.exception("%s: outbox %s failed unexpectedly", self.channel, delivery.id)
+                outcome = self.retry(delivery, f"unexpected: {exc!r}")
+            await self._settle(delivery, outcome)
+        finally:
+            if self._held.get(delivery.id) is delivery:
+                del self._held[delivery.id]
 
     async def _settle(self, delivery: Delivery, outcome: Outcome) -> None:
-        """Record the outcome. Tried a few times: a message recorded as sent is never resent."""
+        """Record the outcome. Tried a few times: a message recorded as sent is never resent.
+
+        An outcome whose lease was lost (see `crm.outbox`) is dropped with its `record`: the
+        sender that took the message over records its own."""
         for attempt in range(5):
             now = self.clock.now()
             try:
                 async with self.store.session() as s:
-                    match outcome:
-                        case Sent(record=record):
-                            await outbox.mark_sent(s, delivery.id, now=now)
-                            if record is not None:
-                                await record(s)
-                        case Failed(reason=reason, record=record):
-                            log.warning("%s: outbox %s given up: %s", self.channel, delivery.id, reason)
-                            await outbox.mark_failed(s, delivery.id, now=now, error=reason)
-                            if record is not None:
-                                await record(s)
-                        case Skipped(reason=reason):
-                            await outbox.mark_skipped(s, delivery.id, now=now, reason=reason)
-                        case Retry(delay=delay, error=error, counts=counts):
-                            at = now + timedelta(seconds=delay)
-                            await outbox.mark_retry(s, delivery.id, at=at, error=error, uncount=not counts)
+                    recorded = await self._record(s, delivery, outcome, now)
+                if not recorded:
+                    log.warning(
+                        "%s: outbox %s: its lease was lost (another sender took it over or settled it);"
+                        " this outcome is dropped: %s",
+                        self.channel,
+                        delivery.id,
+                        type(outcome).__name__,
+                    )
                 return
             except Exception:
                 log.exception(
@@ -187,6 +207,48 @@ class OutboxWorker:
                     attempt + 1,
                 )
                 await asyncio.sleep(0.5 * (attempt + 1))
+
+    async def _record(self, s: AsyncSession, delivery: Delivery, outcome: Outcome, now: datetime) -> bool:
+        """Write the outcome in `s`; False (and nothing written) when this claim lost its lease."""
+        record: AfterCommit | None = None
+        match outcome:
+            case Sent():
+                marked = await outbox.mark_sent(s, delivery, now=now)
+                record = outcome.record
+            case Failed(reason=reason):
+                log.warning("%s: outbox %s given up: %s", self.channel, delivery.id, reason)
+                marked = await outbox.mark_failed(s, delivery, now=now, error=reason)
+                record = outcome.record
+            case Skipped(reason=reason):
+                marked = await outbox.mark_skipped(s, delivery, now=now, reason=reason)
+            case Retry(delay=delay, error=error, counts=counts):
+                at = now + timedelta(seconds=delay)
+                marked = await outbox.mark_retry(s, delivery, at=at, error=error, uncount=not counts)
+        if marked and record is not None:
+            await record(s)
+        return marked
+
+    async def _heartbeat(self) -> None:
+        """Every `lease / 3` while something is in flight, extend its leases (one statement)."""
+        while True:
+            await self._holding.wait()
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            if not self._held:
+                self._holding.clear()
+                continue
+            try:
+                await self._renew()
+            except Exception:
+                log.exception("%s: could not renew the leases of messages in flight", self.channel)
+
+    async def _renew(self) -> None:
+        held = list(self._held.values())
+        async with self.store.session() as s:
+            kept = await outbox.renew(s, held, until=self.clock.now() + self.lease)
+        for delivery in held:
+            # Settled meanwhile, or lost: nothing to renew any more (the settle says which).
+            if delivery.id not in kept and self._held.get(delivery.id) is delivery:
+                del self._held[delivery.id]
 
     async def _purge(self) -> None:
         try:

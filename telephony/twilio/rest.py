@@ -1,16 +1,21 @@
-"""Twilio's REST API, through the twilio library's async client: place calls, fetch recordings."""
+"""Twilio's REST API, through the twilio library's async client: place calls, find the calls
+placed, fetch recordings."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from dataclasses import dataclass
+from datetime import datetime
 
 import aiohttp
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 RECORDING_TIMEOUT = aiohttp.ClientTimeout(total=30)
+# How long a REST request may take before we stop waiting for it (and treat Twilio as unreachable).
+REQUEST_TIMEOUT = 15.0
 
 
 class TwilioRejected(Exception):
@@ -19,6 +24,14 @@ class TwilioRejected(Exception):
 
 class TwilioUnavailable(Exception):
     """Twilio could not be reached or asked us to wait: retry later."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedCall:
+    """A call in Twilio's Calls list: its CallSid and when Twilio created it (whole seconds)."""
+
+    sid: str
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,15 +53,16 @@ class TwilioRest:
     async def place_call(self, *, to: str, from_: str, url: str, status_callback: str) -> str:
         """Ask Twilio to ring `to` and fetch `url` for TwiML when answered; returns the CallSid."""
         try:
-            call = await self.client.api.v2010.accounts(self.account_sid).calls.create_async(
-                to=to,
-                from_=from_,
-                url=url,
-                method="POST",
-                status_callback=status_callback,
-                status_callback_event=["initiated", "ringing", "answered", "completed"],
-                status_callback_method="POST",
-            )
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                call = await self.client.api.v2010.accounts(self.account_sid).calls.create_async(
+                    to=to,
+                    from_=from_,
+                    url=url,
+                    method="POST",
+                    status_callback=status_callback,
+                    status_callback_event=["initiated", "ringing", "answered", "completed"],
+                    status_callback_method="POST",
+                )
         except TwilioRestException as exc:
             if exc.status == 429 or exc.status >= 500:
                 raise TwilioUnavailable(f"Twilio answered {exc.status}: {exc.msg}") from exc
@@ -58,6 +72,22 @@ class TwilioRest:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise TwilioUnavailable(f"cannot reach Twilio: {exc!r}") from exc
         return str(call.sid)
+
+    async def recent_calls(self, *, to: str, from_: str, limit: int = 50) -> list[PlacedCall]:
+        """The latest calls from `from_` to `to` (one page, newest first), from Twilio's Calls list.
+
+        Filtered by `To` and `From` only: `StartTime` is empty until Twilio dials a call (one
+        queued behind the account's calls-per-second limit would be missed) and is a date, not
+        a moment; the caller compares `created_at` itself."""
+        calls = self.client.api.v2010.accounts(self.account_sid).calls
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                found = await calls.list_async(to=to, from_=from_, limit=limit, page_size=limit)
+        except TwilioException as exc:  # the list raises the base class for an error answer
+            raise TwilioUnavailable(f"cannot list Twilio's calls: {exc}") from exc
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise TwilioUnavailable(f"cannot reach Twilio: {exc!r}") from exc
+        return [PlacedCall(str(c.sid), c.date_created) for c in found if c.sid and c.date_created]
 
     async def fetch_recording(self, url: str) -> Recording:
         """The recording's audio (MP3), with the account's credentials as Twilio requires."""

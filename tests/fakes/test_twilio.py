@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 import wave
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from types import SimpleNamespace
 from typing import Any
@@ -729,6 +731,52 @@ async def test_twilios_own_client_talks_to_the_stand_in(rest: TwilioRestServer) 
     assert (refused.value.status, refused.value.code) == (400, 21211)
     assert refused.value.msg.endswith(message)  # "Unable to create record: " + Twilio's message
     assert rest.calls[0]["StatusCallbackEvent"] == ["initiated", "ringing", "answered", "completed"]
+
+
+async def test_the_calls_list_filters_pages_and_follows_the_calls_as_twilio_does(
+    twilio: TwilioSimulator, gateway: FakeGateway, rest: TwilioRestServer
+) -> None:
+    client = Client(ACCOUNT_SID, AUTH_TOKEN)
+    client.api.base_url = rest.url
+
+    def place(to: str) -> str:
+        call = client.calls.create(to=to, from_=COMPANY, url=f"{gateway.url}/webhooks/twilio/outbound")
+        return str(call.sid)
+
+    def listed(**filters: Any) -> list[str]:
+        return [str(call.sid) for call in client.calls.list(**filters)]
+
+    first, to_bob, second = [await asyncio.to_thread(place, to) for to in (ALICE, BOB, ALICE)]
+    assert await asyncio.to_thread(listed, to=ALICE, from_=COMPANY) == [second, first]  # newest first
+    assert await asyncio.to_thread(listed, to=BOB) == [to_bob]
+    assert await asyncio.to_thread(listed, from_=BOB) == []
+    assert await asyncio.to_thread(listed, page_size=1) == [second, to_bob, first]  # pages followed
+    assert rest.listings[-1] == {"PageSize": "1", "Page": "2", "PageToken": "PA2"}
+
+    today = datetime.now(UTC).date()
+    # Not dialled yet: no start time, so no StartTime filter finds them.
+    assert await asyncio.to_thread(listed, status="queued") == [second, to_bob, first]
+    assert await asyncio.to_thread(listed, start_time_after=today) == []
+    call = await twilio.outbound_from_rest(
+        next(c for c in rest.calls if c["sid"] == first), agent_answers=False
+    )
+    assert call.status == "no-answer"
+    ended = await asyncio.to_thread(client.calls(first).fetch)
+    assert (ended.status, ended.duration) == ("no-answer", "0")
+    assert ended.start_time is not None and ended.end_time is not None
+    assert await asyncio.to_thread(listed, start_time_after=today) == [first]
+    assert await asyncio.to_thread(listed, start_time_before=today - timedelta(days=1)) == []
+    assert await asyncio.to_thread(listed, status="no-answer", to=ALICE) == [first]
+    # A date, as Twilio's documentation writes it (twilio-python sends a moment):
+    raw = await asyncio.to_thread(
+        client.request,
+        "GET",
+        f"{rest.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json",
+        {"StartTime": today.isoformat()},
+    )
+    assert [c["sid"] for c in json.loads(raw.text)["calls"]] == [
+        first
+    ]  # a date, as Twilio's documentation writes it
 
 
 async def test_the_rest_server_restarts_on_the_same_port(

@@ -41,7 +41,10 @@ who hangs up while the agents ring cancels the legs and the ``<Dial action>`` is
 TwiML is not run) with ``DialCallStatus=canceled``. Each is a parameter tests can change.
 
 :class:`TwilioRestServer` serves the REST API parts the gateway uses: ``POST .../Calls.json`` (basic auth,
-Twilio's JSON errors) and recording media.
+Twilio's JSON errors), ``GET .../Calls.json`` (the Calls list with its filters, see
+:meth:`TwilioRestServer.list_calls`) and recording media. A call the simulator drives
+(:meth:`TwilioSimulator.outbound_from_rest`) moves its resource on as Twilio would: ``status``,
+``start_time`` (set once the call is dialled), ``end_time`` and ``duration``.
 """
 
 from __future__ import annotations
@@ -59,8 +62,8 @@ import wave
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
+from datetime import UTC, date, datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any, Literal, Self
 from urllib.parse import urlencode, urljoin
 
@@ -142,6 +145,24 @@ def _twilio_error(status: int, code: int, message: str) -> Json:
         "more_info": f"https://www.twilio.com/docs/errors/{code}",
         "status": status,
     }
+
+
+_FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+
+
+def _time_matches(value: str | None, wanted: str | None, op: str) -> bool:
+    """Whether a resource's RFC 2822 ``value`` passes the Calls list's ``StartTime{op}``/``EndTime{op}``."""
+    if wanted is None:
+        return True
+    if value is None:
+        return False
+    moment = parsedate_to_datetime(value)
+    if "T" in wanted:  # a moment: twilio-python's `iso8601_datetime`
+        bound = datetime.strptime(wanted, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        return {"": moment == bound, "<": moment <= bound, ">": moment >= bound}[op]
+    day = date.fromisoformat(wanted)
+    on = moment.astimezone(UTC).date()
+    return {"": on == day, "<": on <= day, ">": on >= day}[op]
 
 
 # ---------------------------------------------------------------------------------------------- records
@@ -628,6 +649,10 @@ class SimulatedCall:
         return params
 
     async def _leg_event(self, leg: _Leg, event: str, status: str, extra: Params | None = None) -> None:
+        if leg is self._leg and self.sim.rest is not None:
+            duration = (extra or {}).get("CallDuration")
+            moment = self._started + timedelta(seconds=self._elapsed)
+            self.sim.rest.progress(leg.sid, status, at=moment, duration=duration)
         if leg.status_callback is None or event not in leg.events:
             return
         params = self._params(leg, status)
@@ -1205,9 +1230,9 @@ _DEFAULT_FAILURES = {
 class TwilioRestServer:
     """A local api.twilio.com: ``Calls.json`` creation and recording media, with Twilio's auth and errors.
 
-    Give :attr:`url` to ``CRM_TWILIO_API_URL``. Every ``Calls.json`` request that passed authentication is
+    Give :attr:`url` to ``CRM_TWILIO_API_URL``. Every ``Calls.json`` creation that passed authentication is
     kept in :attr:`calls` as its form parameters (``StatusCallbackEvent`` as a list) plus ``sid`` (``None``
-    when it was refused) and ``http_status``.
+    when it was refused) and ``http_status``; every listing in :attr:`listings` as its query parameters.
     """
 
     def __init__(
@@ -1216,6 +1241,9 @@ class TwilioRestServer:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.calls: list[Json] = []
+        self.listings: list[Params] = []
+        # Seconds Twilio takes to answer a creation, after the call exists (and is listed).
+        self.answer_delay = 0.0
         self.recording_fetches: list[str] = []
         self.unauthorized: list[str] = []
         self._recordings: dict[str, dict[str, tuple[bytes, str]]] = {}
@@ -1297,6 +1325,44 @@ class TwilioRestServer:
             body = _twilio_error(status, code, message)
         self._failures.append(_ForcedFailure(status=status, body=body, remaining=times))
 
+    def progress(self, sid: str, status: str, *, at: datetime, duration: str | None = None) -> None:
+        """Move a created call's resource on: Twilio reports ``status`` at ``at`` (a call this server did
+        not create, an inbound one, is not listed and is left alone)."""
+        resource = self._resources.get(sid)
+        if resource is None or status == "queued":
+            return
+        moment = rfc2822(at)
+        resource["status"] = "queued" if status == "initiated" else status
+        resource["date_updated"] = moment
+        if resource["start_time"] is None:
+            resource["start_time"] = moment  # "Empty if the call has not yet been dialed"
+        if status in _FINAL_STATUSES:
+            resource["end_time"] = moment
+            resource["duration"] = duration or "0"
+
+    def list_calls(self, query: Mapping[str, str]) -> list[Json]:
+        """The created calls Twilio's Calls list returns for ``query``, newest first.
+
+        ``To``, ``From``, ``ParentCallSid`` and ``Status`` match exactly. ``StartTime``/``EndTime`` take a
+        date (``YYYY-MM-DD``, as Twilio documents) or a moment (``YYYY-MM-DDTHH:MM:SSZ``, what twilio-python
+        sends for a ``datetime``); ``StartTime>`` is on or after it, ``StartTime<`` on or before it (for a
+        date: that whole day), ``StartTime`` that day. A call that was not dialled yet has no start time,
+        so no ``StartTime`` filter matches it (our reading of "empty if the call has not yet been dialed").
+        """
+        wanted = {key: query[key] for key in ("To", "From", "ParentCallSid", "Status") if key in query}
+        field_of = {"To": "to", "From": "from", "ParentCallSid": "parent_call_sid", "Status": "status"}
+        found = []
+        for resource in reversed(list(self._resources.values())):
+            if any(resource.get(field_of[key]) != value for key, value in wanted.items()):
+                continue
+            if all(
+                _time_matches(resource.get(field), query.get(f"{name}{op}"), op)
+                for name, field in (("StartTime", "start_time"), ("EndTime", "end_time"))
+                for op in ("", "<", ">")
+            ):
+                found.append(resource)
+        return found
+
     def recording_url(self, recording_sid: str) -> str:
         return f"{self.url}/{API_VERSION}/Accounts/{self.account_sid}/Recordings/{recording_sid}"
 
@@ -1325,6 +1391,8 @@ class TwilioRestServer:
             rest = path.removeprefix(prefix)
             if rest == "Calls.json" and request.method == "POST":
                 return await self._create_call(request)
+            if rest == "Calls.json" and request.method == "GET":
+                return self._list_calls(request)
             if rest.startswith("Calls/") and rest.endswith(".json") and request.method == "GET":
                 resource = self._resources.get(rest.removeprefix("Calls/").removesuffix(".json"))
                 if resource is not None:
@@ -1369,6 +1437,8 @@ class TwilioRestServer:
             record["sid"] = body["sid"]
             self._resources[body["sid"]] = body
         self._changed.set()
+        if self.answer_delay:
+            await asyncio.sleep(self.answer_delay)
         return web.json_response(body, status=status)
 
     def _answer_creation(self, params: Json) -> tuple[int, Json]:
@@ -1421,6 +1491,43 @@ class TwilioRestServer:
             "trunk_sid": None,
             "uri": f"{base}.json",
         }
+
+    def _list_calls(self, request: web.Request) -> web.Response:
+        """A page of the Calls list, in Twilio's shape (``calls`` plus the paging URIs)."""
+        query = dict(request.query)
+        self.listings.append(query)
+        try:
+            size = int(query.get("PageSize", "50"))
+            page = int(query.get("Page", "0"))
+            if not 1 <= size <= 1000 or page < 0:
+                raise ValueError(query)
+            found = self.list_calls(query)
+        except ValueError:
+            return web.json_response(
+                _twilio_error(400, 20001, "Invalid paging or date parameter"), status=400
+            )
+        start = page * size
+        chunk = found[start : start + size]
+        path = f"/{API_VERSION}/Accounts/{self.account_sid}/Calls.json"
+        kept = {key: value for key, value in query.items() if key not in ("Page", "PageSize", "PageToken")}
+
+        def uri(number: int) -> str:
+            return f"{path}?{urlencode({**kept, 'PageSize': size, 'Page': number})}"
+
+        more = start + size < len(found)
+        return web.json_response(
+            {
+                "calls": chunk,
+                "end": start + max(len(chunk) - 1, 0),
+                "first_page_uri": uri(0),
+                "next_page_uri": f"{uri(page + 1)}&PageToken=PA{page + 1}" if more else None,
+                "page": page,
+                "page_size": size,
+                "previous_page_uri": uri(page - 1) if page > 0 else None,
+                "start": start,
+                "uri": uri(page),
+            }
+        )
 
     def _recording(self, request: web.Request, name: str) -> web.StreamResponse:
         sid, dot, extension = name.partition(".")
