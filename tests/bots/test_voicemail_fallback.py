@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bots.sender import MEDIA_PATIENCE
-from tests.bots.test_cards_first import ALICE_CHAT, recording_ready, tried_and_failed, voicemail_notice
+from tests.bots.test_cards_first import ALICE_CHAT, fetch_failed, recording_ready, voicemail_notice
 from tests.fakes.twilio import DEFAULT_ACCOUNT_SID, new_sid
 from tests.telephony import conftest as telephony
 from tests.telephony.conftest import Phones
@@ -45,8 +45,7 @@ async def test_a_recording_whose_download_breaks_off_reaches_the_agent_as_text(
     assert "Missed call from Ada Lovelace" in ((await phones.card(ALICE_CHAT)).plain_text or "")
     url = f"{broken_media}/2010-04-01/Accounts/{DEFAULT_ACCOUNT_SID}/Recordings/{new_sid('RE')}"
     await recording_ready(phones, call, url)
-    failing = await tried_and_failed(phones)
-    assert "<ContentLengthError" in (failing.last_error or "")  # the reason reads as an HTML tag
+    await fetch_failed(phones, because="<ContentLengthError")  # the reason reads as an HTML tag
 
     phones.clock.advance(seconds=MEDIA_PATIENCE.total_seconds())  # no recording in all that time
     notice = await phones.bot_api.next_message(ALICE_CHAT, timeout=5)
