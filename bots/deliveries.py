@@ -217,5 +217,6 @@ def without_audio(message: Outgoing, audio: Audio, reason: str) -> None:
     """The recording could not be fetched in time: the text goes alone, saying why (the reason is
     whatever the fetch raised, so it is escaped like any text from outside) and where to listen."""
     url = escape(audio.url)
-    message.text += f"\n\n(the recording could not be attached: {render.cut(reason, 300)}; listen at {url})"
+    # The reason's start says enough for an agent; its rest may be a library's repr of the request.
+    message.text += f"\n\n(the recording could not be attached: {render.cut(reason, 160)}; listen at {url})"
     message.audio = None
