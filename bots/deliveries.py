@@ -3,6 +3,10 @@
 The domain enqueues facts (`{"agent_id": 3, "client_id": 8, "call_id": 12}`); the card is rendered
 here at delivery time, from the store as it is then, so a card that waited out an outage is
 current when it arrives.
+
+Cards first (see `crm.notices`): what clients wrote and voicemails travel in lanes of their own,
+and when several messages wait for the same chat's turn, cards and notices go before them
+(`BEHIND_CARDS`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from aiogram.types import InlineKeyboardMarkup
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bots import render
+from crm import notices
 from crm.calls import get_call
 from crm.cards import build_card
 from crm.models import Agent, Client, Lead, Task
@@ -52,6 +57,15 @@ class MediaUnavailable(Exception):
 
 class NoLongerNeeded(Exception):
     """This message no longer matters (the task was done meanwhile): skip it, with the reason."""
+
+
+class NotYet(Exception):
+    """This message must let others go first (a voicemail, the missed call's card): try again
+    shortly, without counting it as a failed attempt."""
+
+
+# Kinds that give way to cards and notices waiting for the same chat.
+BEHIND_CARDS = frozenset({"client_message", "relay_paused", "voicemail"})
 
 
 Renderer = Callable[[AsyncSession, Crm, Delivery, bool], Awaitable[Outgoing]]  # bool: Call back offered
@@ -162,10 +176,32 @@ async def to_client(_s: AsyncSession, _crm: Crm, d: Delivery, _call_back: bool) 
     return Outgoing(int(d.payload["account"]), escape(str(d.payload["text"]), quote=False))
 
 
+@renders("relay_paused")
+async def relay_paused(s: AsyncSession, _crm: Crm, d: Delivery, _call_back: bool) -> Outgoing:
+    """A client writes faster than we pass on (`crm.conversations`): what they write next is on
+    their record; replying here still answers them."""
+    agent, chat_id = await agent_chat(s, int(d.payload["agent_id"]))
+    client_id = int(d.payload["client_id"])
+    client = await s.get(Client, client_id)
+    if client is None:
+        raise NoLongerNeeded(f"client {client_id} no longer exists")
+    name = render.cut(client.name, 80)
+    text = (
+        f"✋ <b>{name}</b> is writing more than {int(d.payload['per_minute'])} messages a minute. "
+        f"Until they slow down, what they write is kept on their record without coming here: "
+        f"<code>/find {name}</code> shows it.\n\n<i>Reply to this message to answer them.</i>"
+    )
+    remember = {"kind": "client_message", "client_id": client_id, "agent_id": agent.id}
+    return Outgoing(chat_id, text, None, remember)
+
+
 @renders("voicemail")
 async def voicemail(s: AsyncSession, _crm: Crm, d: Delivery, call_back: bool) -> Outgoing:
-    """The voicemail a caller left, as audio, for whoever follows the missed call up."""
+    """The voicemail a caller left, as audio, for whoever follows the missed call up; after the
+    cards written before it (the missed call's own card among them)."""
     agent, chat_id = await agent_chat(s, int(d.payload["agent_id"]))
+    if await notices.earlier_pending(s, agent.id, d.id):
+        raise NotYet("waits for the cards written before it")
     seconds = d.payload.get("duration_s")
     length = f", {render.duration(int(seconds))}" if seconds else ""
     caption = f"🎙 <b>Voicemail from {render.cut(str(d.payload.get('caller', 'a caller')), 80)}</b>{length}"
@@ -180,3 +216,12 @@ async def voicemail(s: AsyncSession, _crm: Crm, d: Delivery, call_back: bool) ->
     return Outgoing(
         chat_id, caption, keyboard, remember if client_id else {}, audio=Audio(str(d.payload["url"]))
     )
+
+
+def without_audio(message: Outgoing, audio: Audio, reason: str) -> None:
+    """The recording could not be fetched in time: the text goes alone, saying why (the reason is
+    whatever the fetch raised, so it is escaped like any text from outside) and where to listen."""
+    url = escape(audio.url)
+    # The reason's start says enough for an agent; its rest may be a library's repr of the request.
+    message.text += f"\n\n(the recording could not be attached: {render.cut(reason, 160)}; listen at {url})"
+    message.audio = None

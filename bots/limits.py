@@ -1,6 +1,7 @@
 """Telegram's sending limits, kept on our side: about 30 messages a second overall (up to 1000
 with paid broadcasts, when enabled) and one a second per chat. A 429 with `retry_after` holds
-that chat back for as long as Telegram asks.
+that chat back for as long as Telegram asks. When several sends wait for one chat's turn, those
+marked `first` (cards and notices) take it before the others (relayed messages, voicemails).
 
 Telegram counts a message when it arrives, which is somewhere between the moment we start sending
 it and the moment its answer comes back. So a send counts against the limits from its start until
@@ -18,7 +19,7 @@ from contextlib import asynccontextmanager
 
 WINDOW = 1.0  # seconds of the overall limit
 PAID_BROADCASTS_PER_SECOND = 1000  # Telegram's cap with allow_paid_broadcast
-POLL = 0.02  # how often a waiting send looks again when all counted sends are still in flight
+POLL = 0.02  # how often a waiting send looks again when the sends it waits for are still in flight
 
 
 class _Send:
@@ -40,13 +41,21 @@ class SendLimits:
         self.paid_per_second = paid_per_second
         self._sends: list[_Send] = []
         self._chat_free_at: dict[int, float] = {}
+        self._first_waiting: dict[int, int] = {}  # chat → sends marked `first` waiting for its turn
         self._lock = asyncio.Lock()
 
     @asynccontextmanager
-    async def turn(self, chat_id: int) -> AsyncIterator[bool]:
-        """Wait until a message to `chat_id` keeps the limits; send it inside the block, as a
-        paid broadcast when the block is given True."""
-        send = await self._acquire(chat_id)
+    async def turn(self, chat_id: int, *, first: bool = False) -> AsyncIterator[bool]:
+        """Wait until a message to `chat_id` keeps the limits (and, unless `first`, until no send
+        marked `first` waits for that chat); send it inside the block, as a paid broadcast when
+        the block is given True."""
+        if first:
+            self._first_waiting[chat_id] = self._first_waiting.get(chat_id, 0) + 1
+        try:
+            send = await self._acquire(chat_id, first=first)
+        finally:
+            if first:
+                self._give_way_done(chat_id)
         try:
             yield send.paid
         finally:
@@ -54,12 +63,22 @@ class SendLimits:
             send.ended = end
             self._chat_free_at[chat_id] = end + self.chat_interval  # `hold_chat` may push it later
 
-    async def _acquire(self, chat_id: int) -> _Send:
+    def _give_way_done(self, chat_id: int) -> None:
+        left = self._first_waiting.get(chat_id, 0) - 1
+        if left > 0:
+            self._first_waiting[chat_id] = left
+        else:
+            self._first_waiting.pop(chat_id, None)
+
+    async def _acquire(self, chat_id: int, *, first: bool) -> _Send:
         while True:
             async with self._lock:
                 now = time.monotonic()
                 self._sends = [s for s in self._sends if now - s.ended < WINDOW]
-                chat_wait = self._chat_free_at.get(chat_id, 0.0) - now
+                free_at = self._chat_free_at.get(chat_id, 0.0)
+                chat_wait = POLL if free_at == math.inf else free_at - now  # inf: a send is under way
+                if not first and self._first_waiting.get(chat_id):
+                    chat_wait = max(chat_wait, POLL)  # a card waits for this chat: it goes first
                 free = [s for s in self._sends if not s.paid]
                 paid = False
                 global_wait = 0.0

@@ -8,14 +8,18 @@ Failure kinds:
   (1 s, 2 s, 4 s … capped at 5 minutes, ±20% jitter), for as long as it takes.
 - 400 / 403 / 404 from Telegram (chat not found, bot blocked by the user, message malformed),
   or a recipient with no chat: recorded as failed with Telegram's reason, never retried.
-Messages to one agent leave in the order they were enqueued, one at a time; a restart picks up
-where the last process stopped.
+- A voicemail whose recording cannot be fetched yet: retried for `MEDIA_PATIENCE` (Twilio makes
+  a recording available a little after its callback), then sent as text with a link.
+Messages of one lane (`crm.notices`) leave in the order they were enqueued, one at a time; cards
+go first when several messages wait for one chat. A restart picks up where the last process
+stopped.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -31,7 +35,17 @@ from aiogram.exceptions import (
 from aiogram.types import BufferedInputFile, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bots.deliveries import Audio, MediaUnavailable, NoLongerNeeded, Outgoing, Undeliverable, render_delivery
+from bots.deliveries import (
+    BEHIND_CARDS,
+    Audio,
+    MediaUnavailable,
+    NoLongerNeeded,
+    NotYet,
+    Outgoing,
+    Undeliverable,
+    render_delivery,
+    without_audio,
+)
 from bots.limits import SendLimits
 from crm import sent_messages
 from crm.errors import NotFound
@@ -44,7 +58,7 @@ log = logging.getLogger("bots.sender")
 
 CHANNEL = "telegram"
 PERMANENT = (TelegramBadRequest, TelegramForbiddenError, TelegramNotFound, TelegramMigrateToChat)
-MEDIA_ATTEMPTS = 8  # then the voicemail goes out as a link, rather than never
+MEDIA_PATIENCE = timedelta(minutes=5)  # then the voicemail goes out as a link, rather than never
 
 # Fetches a recording's audio (name, bytes) with the provider's credentials.
 MediaFetcher = Callable[[str], Awaitable[tuple[str, bytes]]]
@@ -80,18 +94,20 @@ class TelegramSender(OutboxWorker):
             return Skipped(str(exc))
         except Undeliverable as exc:
             return Failed(str(exc))
+        except NotYet as exc:
+            return Retry(self.first_retry, str(exc), counts=False)
         audio = None
         if message.audio is not None:
             try:
                 audio = await self._fetch(message.audio)
             except MediaUnavailable as exc:
-                if delivery.attempts < MEDIA_ATTEMPTS:
-                    return self.retry(delivery, str(exc))
-                message.text += (
-                    f"\n\n(the recording could not be attached: {exc}; listen at {message.audio.url})"
-                )
+                waited = self.clock.now() - delivery.created_at
+                if waited < MEDIA_PATIENCE:
+                    retry = self.retry(delivery, str(exc))
+                    return Retry(min(retry.delay, (MEDIA_PATIENCE - waited).total_seconds()), retry.error)
+                without_audio(message, message.audio, str(exc))
         try:
-            async with self.limits.turn(message.chat_id) as paid:
+            async with self.limits.turn(message.chat_id, first=delivery.kind not in BEHIND_CARDS) as paid:
                 sent = await self._send(message, audio, paid=paid)
         except TelegramRetryAfter as exc:
             self.limits.hold_chat(message.chat_id, exc.retry_after)

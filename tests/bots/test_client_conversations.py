@@ -3,16 +3,31 @@ a shared phone joins the Telegram writer to the client who already has that numb
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import func, select
 
 from crm.cards import build_card
-from crm.models import Client, ClientIdentity
+from crm.conversations import RELAY_PER_MINUTE
+from crm.models import Client, ClientIdentity, Interaction
 from tests.bots.conftest import SECRET, BotWorld
 
 
 async def _write(world: BotWorld, chat_id: int, text: str, first_name: str = "Ada") -> None:
     update = world.bot_api.user_message(chat_id=chat_id, text=text, user_id=chat_id, first_name=first_name)
     assert await world.bot_api.post_to_webhook(update, secret=SECRET) == 200
+
+
+async def _written_by(world: BotWorld, account: str) -> list[str]:
+    """What the client with this Telegram account wrote, as their timeline has it."""
+    async with world.store.reading() as s:
+        rows = await s.execute(
+            select(Interaction.summary)
+            .join(ClientIdentity, ClientIdentity.client_id == Interaction.client_id)
+            .where(ClientIdentity.external_id == account, Interaction.direction == "inbound")
+            .order_by(Interaction.id)
+        )
+        return list(rows.scalars())
 
 
 async def test_a_client_writes_an_agent_answers_and_the_thread_is_on_the_record(world: BotWorld) -> None:
@@ -93,3 +108,41 @@ async def test_someone_elses_contact_is_not_taken_as_theirs(world: BotWorld) -> 
 async def test_a_stranger_starting_the_bot_is_greeted_as_a_client(world: BotWorld) -> None:
     hello = await world.say(3003, "/start")
     assert "Write your question here" in (hello.text or "")
+
+
+async def test_a_client_who_floods_the_bot_is_kept_on_record_without_flooding_their_agent(
+    world: BotWorld,
+) -> None:
+    await world.bound_agent("Alice", "+14155550001", chat_id=1001)
+    for n in range(100):  # in 50 seconds
+        await _write(world, 3003, f"message {n}")
+        world.clock.advance(seconds=0.5)
+    await _write(world, 4004, "Hello from Grace", first_name="Grace")
+    arrived = [await world.bot_api.next_message(1001)]
+    async with asyncio.timeout(5):  # Grace's message is not held up by Ada's
+        while "Grace" not in (arrived[-1].plain_text or ""):
+            arrived.append(await world.bot_api.next_message(1001))
+    await world.bot_api.no_message(1001, within=0.5)
+    from_ada = [m.plain_text or "" for m in arrived if "Ada" in (m.plain_text or "")]
+    assert len(from_ada) == RELAY_PER_MINUTE + 1
+    assert [t.split("\n")[1] for t in from_ada[:-1]] == [f"message {n}" for n in range(RELAY_PER_MINUTE)]
+    assert f"Ada is writing more than {RELAY_PER_MINUTE} messages a minute" in from_ada[-1]
+    assert await _written_by(world, "3003") == [f"message {n}" for n in range(100)]
+
+    world.clock.advance(minutes=1)  # a minute later Ada's messages come through again
+    await _write(world, 3003, "Sorry, my cat sat on the keyboard")
+    assert "my cat sat on the keyboard" in ((await world.bot_api.next_message(1001)).plain_text or "")
+
+
+async def test_a_reply_to_the_flood_note_answers_the_client(world: BotWorld) -> None:
+    await world.bound_agent("Alice", "+14155550001", chat_id=1001)
+    for n in range(RELAY_PER_MINUTE + 1):
+        await _write(world, 3003, f"message {n}")
+    for _ in range(RELAY_PER_MINUTE):
+        await world.bot_api.next_message(1001)
+    note = await world.bot_api.next_message(1001)
+    update = world.bot_api.user_message(chat_id=1001, text="Slow down please", user_id=1001, reply_to=note)
+    assert await world.bot_api.post_to_webhook(update, secret=SECRET) == 200
+    assert "Sent to Ada" in ((await world.bot_api.next_message(1001)).text or "")
+    await world.bot_api.next_message(3003)  # the thanks for the first message
+    assert (await world.bot_api.next_message(3003)).text == "Slow down please"
