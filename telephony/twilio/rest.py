@@ -70,7 +70,7 @@ class TwilioRest:
                 f"Twilio refused the call ({exc.status}, code {exc.code}): {exc.msg}"
             ) from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise TwilioUnavailable(f"cannot reach Twilio: {exc!r}") from exc
+            raise TwilioUnavailable(f"cannot reach Twilio: {type(exc).__name__}: {exc}") from exc
         return str(call.sid)
 
     async def recent_calls(self, *, to: str, from_: str, limit: int = 50) -> list[PlacedCall]:
@@ -86,7 +86,7 @@ class TwilioRest:
         except TwilioException as exc:  # the list raises the base class for an error answer
             raise TwilioUnavailable(f"cannot list Twilio's calls: {exc}") from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise TwilioUnavailable(f"cannot reach Twilio: {exc!r}") from exc
+            raise TwilioUnavailable(f"cannot reach Twilio: {type(exc).__name__}: {exc}") from exc
         return [PlacedCall(str(c.sid), c.date_created) for c in found if c.sid and c.date_created]
 
     async def fetch_recording(self, url: str) -> Recording:
@@ -107,7 +107,7 @@ class TwilioRest:
                 data = await r.read()
                 content_type = r.headers.get("Content-Type", "audio/mpeg").split(";")[0]
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise TwilioUnavailable(f"cannot reach Twilio: {exc!r}") from exc
+            raise TwilioUnavailable(f"cannot reach Twilio: {type(exc).__name__}: {exc}") from exc
         name = media.rsplit("/", 1)[-1]
         return Recording(data=data, content_type=content_type, filename=name)
 

@@ -6,15 +6,14 @@
 from __future__ import annotations
 
 import signal
-import socketserver
 import subprocess
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests.fakes.not_http import not_http_server  # noqa: F401  # fixture
 from tests.processes import CLI, cli_env, free_port, run_cli
 
 BOT_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
@@ -93,24 +92,6 @@ def test_a_database_url_sqlalchemy_cannot_read_is_named_with_its_password_masked
     assert "crm:***@db.example.com" in done.stderr and DB_PASSWORD not in done.stderr
 
 
-@pytest.fixture
-def not_a_bot_api() -> Iterator[str]:
-    """A server that answers anything with a line that is not HTTP, as a misconfigured proxy might.
-    aiohttp's error then quotes the URL it asked, and a Bot API URL holds the bot's token."""
-
-    class Garbage(socketserver.BaseRequestHandler):
-        def handle(self) -> None:
-            self.request.recv(65536)
-            self.request.sendall(b"garbage\r\n\r\n")
-
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Garbage)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
 def serve_until_logged(env: dict[str, str], cwd: Path, wanted: str, timeout: float = 60) -> str:
     """Start `crm-gateway serve`, read its log until a line holds `wanted`, stop it with SIGTERM;
     everything it printed."""
@@ -139,16 +120,18 @@ def serve_until_logged(env: dict[str, str], cwd: Path, wanted: str, timeout: flo
 
 
 def test_the_log_of_a_gateway_with_every_secret_set_shows_none(
-    env: dict[str, str], tmp_path: Path, not_a_bot_api: str
+    env: dict[str, str],
+    tmp_path: Path,
+    not_http_server: str,  # noqa: F811
 ) -> None:
     url = make_url(env["CRM_DATABASE_URL"])
     if url.get_backend_name() == "postgresql":  # the test server trusts local users: never asked for
         env["CRM_DATABASE_URL"] = url.set(password=DB_PASSWORD).render_as_string(hide_password=False)
-    env |= {"CRM_TELEGRAM_API_URL": not_a_bot_api, "CRM_TELEGRAM_MODE": "webhook"}
+    env |= {"CRM_TELEGRAM_API_URL": not_http_server, "CRM_TELEGRAM_MODE": "webhook"}
 
     log = serve_until_logged(env, tmp_path, "cannot reach the Telegram Bot API")
 
     (warning,) = [line for line in log.splitlines() if "cannot reach the Telegram Bot API" in line]
-    assert f"{not_a_bot_api}/bot***/setMyCommands" in warning  # the line that quoted the token
+    assert f"{not_http_server}/bot***/setMyCommands" in warning  # the line that quoted the token
     assert "serving on" in log
     assert secrets_in(log) == [], log
