@@ -183,19 +183,15 @@ class Agents:
             raise NotFound(f"no agent with id {agent_id}")
         if agent.removed_at is not None:
             raise Conflict(f"agent {agent_id} ({agent.name}) has left; add them again with `agent add`")
-        if agent.telegram_chat_id is not None:
-            await notices.farewell(
-                s,
-                agent.id,
-                agent.telegram_chat_id,
-                f"This chat no longer gets {agent.name}'s cards and notices: a new invite was made for "
-                "them. If that is a surprise, tell your admin.",
-                clock=self.clock,
-            )
+        await cut_off_chat(
+            s,
+            agent,
+            f"This chat no longer gets {agent.name}'s cards and notices: a new invite was made for "
+            "them. If that is a surprise, tell your admin.",
+            clock=self.clock,
+        )
         agent.invite_code = _invite_code()
         agent.invite_created_at = self.clock.now()
-        agent.telegram_chat_id = None
-        agent.telegram_user_id = None
         await s.flush()
         return agent
 
@@ -216,6 +212,14 @@ class Agents:
             select(Agent).where(Agent.removed_at.is_(None), Agent.role == "admin").order_by(Agent.id)
         )
         return list(rows.scalars())
+
+
+async def cut_off_chat(s: AsyncSession, agent: Agent, farewell: str, *, clock: Clock) -> None:
+    """Unbind the agent's chat, which gets `farewell` as its last message from us."""
+    if agent.telegram_chat_id is not None:
+        await notices.farewell(s, agent.id, agent.telegram_chat_id, farewell, clock=clock)
+    agent.telegram_chat_id = None
+    agent.telegram_user_id = None
 
 
 def _invite_code() -> str:

@@ -13,6 +13,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm import notices
+from crm.agents import cut_off_chat
 from crm.clock import Clock
 from crm.errors import Conflict, InvalidInput, NotFound
 from crm.models import Agent, Client, Deal, Task
@@ -92,19 +93,15 @@ async def hand_over(s: AsyncSession, agent_id: int, to_agent_id: int, *, clock: 
         deals=_count(deals),
         tasks=_count(tasks),
     )
-    if leaving.telegram_chat_id is not None:
-        await notices.farewell(
-            s,
-            leaving.id,
-            leaving.telegram_chat_id,
-            f"You have been removed from the team's bot. Your clients and open work went to {taking.name}. "
-            "Thank you!",
-            clock=clock,
-        )
+    await cut_off_chat(
+        s,
+        leaving,
+        f"You have been removed from the team's bot. Your clients and open work went to {taking.name}. "
+        "Thank you!",
+        clock=clock,
+    )
     leaving.removed_at = now
     leaving.on_duty = False
-    leaving.telegram_chat_id = None
-    leaving.telegram_user_id = None
     leaving.invite_code = None
     leaving.invite_created_at = None
     await notices.tell(

@@ -33,6 +33,18 @@ async def _press(site: Site, chat_id: int, label_start: str, *, user_id: int | N
     assert await site.bot_api.post_to_webhook(update, secret=SECRET) == 200
 
 
+async def _forge(site: Site, chat_id: int, data: str) -> None:
+    """A callback query with `data` sent from a bot message in `chat_id`'s own chat, as a modified
+    Telegram app can send one: callback data is not bound to the button it came from."""
+    hello = site.bot_api.user_message(chat_id=chat_id, text="hi", user_id=chat_id)
+    assert await site.bot_api.post_to_webhook(hello, secret=SECRET) == 200
+    own = await site.bot_api.next_message(chat_id)
+    forged = site.bot_api.callback(
+        chat_id=chat_id, message=own, data=data, user_id=chat_id, require_button=False
+    )
+    assert await site.bot_api.post_to_webhook(forged, secret=SECRET) == 200
+
+
 async def test_a_strangers_phone_with_a_clients_email_is_not_added_to_the_client(site: Site) -> None:
     alice = await site.agent("Alice", "+14155550001", chat_id=1001)
     ada = await site.client("Ada Lovelace", email="ada@example.com", owner=alice)
@@ -97,25 +109,14 @@ async def test_only_the_leads_agent_the_owner_or_an_admin_may_add_a_detail(site:
     card = await site.bot_api.next_message(1001)
     data = card.button_data("➕ Add phone +1 415-555-0199")
 
-    # Mallory sends the button's data from her own chat (a forged callback query).
-    mine = site.bot_api.user_message(chat_id=1002, text="hi", user_id=1002)
-    await site.bot_api.post_to_webhook(mine, secret=SECRET)
-    await site.bot_api.next_message(1002)
-    own = site.bot_api.messages(1002)[-1]
-    forged = site.bot_api.callback(chat_id=1002, message=own, data=data, user_id=1002, require_button=False)
-    assert await site.bot_api.post_to_webhook(forged, secret=SECRET) == 200
+    await _forge(site, 1002, data)  # Mallory sends the button's data from her own chat
     answer = await site.bot_api.next_call("answerCallbackQuery")
     assert "only the agent this lead went to" in answer["text"]
     assert await _phones(site, ada) == []
 
     admin = await site.agent("Root", "+14155550003", chat_id=1003, role="admin")
     assert admin.role == "admin"
-    mine = site.bot_api.user_message(chat_id=1003, text="hi", user_id=1003)
-    await site.bot_api.post_to_webhook(mine, secret=SECRET)
-    await site.bot_api.next_message(1003)
-    own = site.bot_api.messages(1003)[-1]
-    by_admin = site.bot_api.callback(chat_id=1003, message=own, data=data, user_id=1003, require_button=False)
-    assert await site.bot_api.post_to_webhook(by_admin, secret=SECRET) == 200
+    await _forge(site, 1003, data)
     assert await _phones(site, ada) == ["+14155550199"]
 
 
