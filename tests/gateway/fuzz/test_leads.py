@@ -121,3 +121,19 @@ async def test_no_lead_posted_in_any_encoding_gets_a_5xx(world: World, data: st.
     answer = await world.send("POST", "/leads", headers=headers, body=body)
     browser = encoding in ("urlencoded", "multipart") and "application/json" not in (accept or "")
     answer.obeys_the_contract(html_ok=browser)
+
+
+@fuzz(examples=100)
+@given(data=st.data())
+async def test_no_query_of_the_embeddable_form_gets_a_5xx(world: World, data: st.DataObject) -> None:
+    fields = st.fixed_dictionaries(
+        {},
+        optional={
+            "_next": gen.mostly(st.sampled_from(NEXT_URLS), gen.texts(longest=300)),
+            "source": gen.texts(longest=300),
+            "lang": st.sampled_from(["en", "ru", "de", "xx"]),
+        },
+    )
+    query = "&".join(f"{k}={gen.query_value(v)}" for k, v in data.draw(fields, label="query").items())
+    answer = await world.send("GET", "/forms/lead" + (f"?{query}" if query else ""))
+    answer.obeys_the_contract()
