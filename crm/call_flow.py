@@ -266,6 +266,9 @@ class CallFlow:
         if call is None:
             return None
         leg = await self._leg(s, call.id, ev.agent_id)
+        if leg is None and await s.get(Agent, ev.agent_id) is None:
+            log.warning("call %s: an answer names agent %s, who does not exist", call.id, ev.agent_id)
+            return call
         if leg is not None:
             leg.answered = True
             leg.leg_id = leg.leg_id or ev.leg_id

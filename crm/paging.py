@@ -13,6 +13,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from crm.errors import InvalidInput
 
 MAX_PAGE = 200
+MAX_ID = 2**63 - 1  # the largest id a BIGINT (and SQLite's INTEGER) holds; larger ones name nothing
 T = TypeVar("T")
 
 
@@ -31,7 +32,10 @@ def decode_cursor(cursor: str) -> int:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         if not text.startswith("c"):
             raise ValueError(cursor)
-        return int(text[1:])
+        last_id = int(text[1:])
+        if not 0 <= last_id <= MAX_ID:
+            raise ValueError(cursor)
+        return last_id
     except ValueError:  # covers bad base64 and bad UTF-8 too
         raise InvalidInput({"cursor": "not a cursor this API gave out"}) from None
 

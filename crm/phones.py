@@ -49,6 +49,10 @@ _MAIN_ZONE = {
     "US": "America/New_York",
 }
 
+# The longest spelling kept as written (`client_phones.raw`, `calls.from_number`, a lead's phone).
+# Longer ones are refused wherever a number comes in, so that every door gives the same answer.
+MAX_SPELLING = 64
+
 _PARSE_ERRORS = {
     NumberParseException.INVALID_COUNTRY_CODE: "unknown country code",
     NumberParseException.NOT_A_NUMBER: "not a phone number",
@@ -97,8 +101,11 @@ def parse_phone(raw: str, default_region: str) -> Phone:
 
     Numbers must be *possible* (right length for their country); we do not insist on *valid*
     ranges, since test and drama numbers (`+44 1632 960…`) and fresh ranges are real to users.
+    Runs of white space count as one space; a spelling longer than `MAX_SPELLING` is refused.
     """
-    text = raw.strip()
+    text = " ".join(raw.split())
+    if len(text) > MAX_SPELLING:
+        raise InvalidPhone(f"longer than {MAX_SPELLING} characters")
     e164_or_reason, parsed = _read(text, default_region)
     if parsed is None:
         raise InvalidPhone(e164_or_reason)

@@ -51,6 +51,16 @@ def normalize_email(raw: str) -> str:
     return text.casefold()
 
 
+def storable(text: str) -> str:
+    """`text` as both databases can keep it: NUL characters dropped, unpaired surrogates made `?`.
+    JSON (`"\\u0000"`, `"\\ud800"`) and forms (`%00`) carry both; PostgreSQL stores no NUL, and no
+    driver encodes a lone surrogate."""
+    text = text.replace("\x00", "")
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def split_list(value: str | None) -> list[str]:
     """`a; b, c` → `["a", "b", "c"]`: how CSV cells hold several phones, e-mails or tags."""
     if not value:

@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from multidict import MultiDictProxy
 from yarl import URL
 
 from crm.errors import InvalidInput
 from crm.intake import CheckedLead, LeadDraft
 from gateway import lead_pages
 from gateway.cors import CORS
-from gateway.http import BadRequest, error_response, json_object
+from gateway.http import BadRequest, error_response, json_object, read_form
 from gateway.keys import CRM, LEAD_LIMIT, SETTINGS, STORE
 
 routes = web.RouteTableDef()
@@ -189,12 +188,7 @@ async def _json_fields(request: web.Request) -> dict[str, Any]:
 
 async def _form_fields(request: web.Request) -> dict[str, Any]:
     """Form fields by name: one value as text, a repeated name (checkboxes) as a list."""
-    try:
-        form: MultiDictProxy[Any] = await request.post()
-    except web.HTTPException:
-        raise  # 413: the body is too large
-    except Exception as exc:  # aiohttp says malformed bodies with ValueError, LookupError, …
-        raise BadRequest(400, "bad_form", f"the form body cannot be read: {exc}") from None
+    form = await read_form(request)
     fields: dict[str, Any] = {}
     files: list[str] = []
     for name in dict.fromkeys(form.keys()):

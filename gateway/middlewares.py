@@ -1,7 +1,8 @@
 """Middlewares: one JSON error shape for everything, the body limit, request metrics.
 
 Nothing a caller sends can produce a 500 with a traceback: unexpected errors are logged here with
-the traceback and answered with a short JSON error.
+the traceback and answered with a short JSON error. (That is the last resort: the property-based
+tests in tests/gateway/fuzz/ hold the gateway to no 5xx at all.)
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ _STATUS = {NotFound: 404, Conflict: 409, Forbidden: 403, InvalidInput: 422}
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.content_length is not None and request.content_length > MAX_BODY:
         return error_response(413, "too_large", f"the body is larger than {MAX_BODY} bytes")
+    unreadable = _unreadable(request)
+    if unreadable is not None:
+        return error_response(400, "bad_request", unreadable)
     try:
         return await handler(request)
     except InvalidInput as exc:
@@ -41,6 +45,26 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal", "something went wrong on our side; it has been logged")
+
+
+def _unreadable(request: web.Request) -> str | None:
+    """What no handler can use: a header holding bytes that are not UTF-8 (aiohttp keeps them as
+    surrogate escapes, which neither comparing with a secret nor encoding survives), or a NUL in
+    the query (PostgreSQL stores and compares no NUL)."""
+    for name, value in request.headers.items():
+        if not value.isascii() and not _is_text(value):
+            return f"the {name} header is not UTF-8 text"
+    if any("\x00" in key or "\x00" in value for key, value in request.query.items()):
+        return "the query string holds a NUL character (%00)"
+    return None
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _http_error(exc: web.HTTPException) -> web.Response:

@@ -7,14 +7,14 @@ without it is refused (401) and has no effect.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 
 from aiogram.types import Update
 from aiohttp import web
 from pydantic import ValidationError
 
-from gateway.http import error_response
+from crm.errors import InvalidInput
+from gateway.http import BadRequest, error_response, json_object
 from gateway.keys import SETTINGS, TELEGRAM
 
 log = logging.getLogger("gateway.telegram")
@@ -31,12 +31,13 @@ async def telegram_update(request: web.Request) -> web.Response:
         return error_response(
             409, "telegram_polling", "the gateway polls Telegram; set CRM_TELEGRAM_MODE=webhook"
         )
-    given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
-    if not hmac.compare_digest(given.encode(), (settings.telegram_webhook_secret or "").encode()):
+    # The header's bytes as sent: bytes that are not UTF-8 are kept by aiohttp as surrogate escapes.
+    given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "").encode("utf-8", "surrogateescape")
+    if not hmac.compare_digest(given, (settings.telegram_webhook_secret or "").encode()):
         return error_response(401, "unauthorized", "wrong or missing X-Telegram-Bot-Api-Secret-Token")
     try:
-        update = Update.model_validate(json.loads(await request.read()), context={"bot": bot.bot})
-    except (ValueError, ValidationError):
+        update = Update.model_validate(json_object(await request.read()), context={"bot": bot.bot})
+    except (BadRequest, InvalidInput, ValidationError):
         return error_response(400, "bad_update", "the body is not a Telegram Update")
     await bot.dispatcher.feed_update(bot.bot, update)
     return web.json_response({"ok": True})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from typing import cast
 
 from aiohttp import web
 from multidict import MultiDictProxy
@@ -15,15 +16,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.call_events import AgentAnswered
 from crm.call_flow import CallFlow
-from gateway.http import error_response
+from crm.text import storable
+from gateway.http import error_response, parse_id, read_form
 from gateway.keys import CRM, INBOUND_CALLS, SETTINGS, STORE
 from telephony.twilio import parse, twiml
-from telephony.twilio.parse import PROVIDER, MissingParameter
+from telephony.twilio.parse import MAX_SID, PROVIDER, BadParameter, MissingParameter
 from telephony.twilio.signature import is_from_twilio, public_request_url
 
 log = logging.getLogger("gateway.twilio")
 routes = web.RouteTableDef()
 BASE = twiml.BASE
+FORM_TYPES = ("application/x-www-form-urlencoded", "")  # how Twilio posts its parameters
 
 
 def _xml(body: str) -> web.Response:
@@ -31,7 +34,8 @@ def _xml(body: str) -> web.Response:
 
 
 async def _verified_form(request: web.Request) -> Mapping[str, str] | web.Response:
-    """The request's parameters when it is really Twilio's, or the error response to give."""
+    """The request's parameters when it is really Twilio's, or the error response to give.
+    Values are made `storable` once the signature (over the values as sent) is checked."""
     settings = request.app[SETTINGS]
     if not (settings.twilio_account_sid and settings.twilio_auth_token):
         return error_response(
@@ -46,10 +50,15 @@ async def _verified_form(request: web.Request) -> Mapping[str, str] | web.Respon
         if not is_from_twilio(settings.twilio_auth_token, url, body, signature):
             return _forged(request)
         return dict(request.query)
-    form: MultiDictProxy[str] = await request.post()  # type: ignore[assignment]  # no files in Twilio forms
+    if request.content_type not in FORM_TYPES:
+        return error_response(
+            415, "unsupported_media_type", "Twilio posts its parameters as application/x-www-form-urlencoded"
+        )
+    # A url-encoded form holds text only (files come in multipart bodies, refused above).
+    form = cast("MultiDictProxy[str]", await read_form(request))
     if not is_from_twilio(settings.twilio_auth_token, url, form, signature):
         return _forged(request)
-    return {k: v for k, v in form.items() if isinstance(v, str)}
+    return {k: storable(v) for k, v in form.items()}
 
 
 def _forged(request: web.Request) -> web.Response:
@@ -64,28 +73,25 @@ def _flow(request: web.Request) -> CallFlow:
 
 
 def _call_ref(request: web.Request) -> int | None:
-    raw = request.query.get("call", "")
-    return int(raw) if raw.isdigit() else None
+    return parse_id(request.query.get("call", ""))
 
 
 def _parent_sid(form: Mapping[str, str]) -> str:
     """The provider id of the call a callback is about, as the request names it (an agent's leg
     names its parent). The `call` we put in our callback URLs (`_call_ref`) is the surer key."""
-    sid = form.get("ParentCallSid") or form.get("CallSid")
-    if not sid:
-        raise MissingParameter("CallSid")
-    return sid
+    return parse.optional(form, "ParentCallSid", MAX_SID) or parse.required_sid(form, "CallSid")
 
 
 def _agent_ref(request: web.Request) -> int:
     raw = request.query.get("agent", "")
-    if not raw.isdigit():
-        raise MissingParameter("agent")
-    return int(raw)
+    agent = parse_id(raw)
+    if agent is None:
+        raise BadParameter("agent", "is not an agent's id") if raw else MissingParameter("agent")
+    return agent
 
 
-def _missing(exc: MissingParameter) -> web.Response:
-    return error_response(400, "missing_parameter", f"{exc.name} is required")
+def _refused(exc: BadParameter) -> web.Response:
+    return error_response(400, exc.code, str(exc))
 
 
 Form = Mapping[str, str]
@@ -94,7 +100,8 @@ TwilioHandler = Callable[[web.Request, Form], Awaitable[web.Response]]
 
 def twilio_webhook(path: str) -> Callable[[TwilioHandler], TwilioHandler]:
     """Route `POST {BASE}/{path}` to a handler that only ever sees verified Twilio parameters;
-    a parameter Twilio always sends but this request lacks is a 400 naming it."""
+    a parameter Twilio always sends but this request lacks (or one it never sends like that) is a
+    400 naming it."""
 
     def register(handler: TwilioHandler) -> TwilioHandler:
         async def endpoint(request: web.Request) -> web.Response:
@@ -103,8 +110,8 @@ def twilio_webhook(path: str) -> Callable[[TwilioHandler], TwilioHandler]:
                 return form
             try:
                 return await handler(request, form)
-            except MissingParameter as exc:
-                return _missing(exc)
+            except BadParameter as exc:
+                return _refused(exc)
 
         routes.post(f"{BASE}/{path}")(endpoint)
         return handler
@@ -125,7 +132,8 @@ async def answered(request: web.Request, form: Form) -> web.Response:
     """An agent's leg picked up (Twilio fetches this before bridging): pop their card."""
     agent = _agent_ref(request)
     now = request.app[CRM].clock.now()
-    event = AgentAnswered(PROVIDER, _parent_sid(form), agent, form.get("CallSid"), now, _call_ref(request))
+    leg_sid = parse.optional(form, "CallSid", MAX_SID)
+    event = AgentAnswered(PROVIDER, _parent_sid(form), agent, leg_sid, now, _call_ref(request))
     flow = _flow(request)
     await request.app[STORE].write_together(lambda s: flow.answered(s, event))
     return _xml(twiml.empty())
@@ -135,7 +143,7 @@ async def answered(request: web.Request, form: Form) -> web.Response:
 async def leg(request: web.Request, form: Form) -> web.Response:
     """Progress of one agent's leg (`twiml.LEG_EVENTS`): remember its id; an answer is an answer."""
     agent = _agent_ref(request)
-    leg_sid = parse.required(form, "CallSid")
+    leg_sid = parse.required_sid(form, "CallSid")
     sid = _parent_sid(form)
     call_id = _call_ref(request)
     flow = _flow(request)
@@ -207,7 +215,7 @@ async def status(request: web.Request, form: Form) -> web.Response:
 async def outbound(request: web.Request, form: Form) -> web.Response:
     """Click-to-call: the agent picked up; pop their card and dial the client."""
     call_id = _call_ref(request)
-    sid = form.get("CallSid")
+    sid = parse.optional(form, "CallSid", MAX_SID)
     if call_id is None or not sid:
         raise MissingParameter("CallSid" if not sid else "call")
     flow = _flow(request)

@@ -7,9 +7,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.cards import build_card, build_cards
 from crm.clients import ClientDraft
-from crm.errors import InvalidInput, NotFound
+from crm.errors import InvalidInput, InvalidPhone, NotFound
 from crm.merge import merge_clients
-from crm.phones import try_normalize
+from crm.phones import parse_phone
 from gateway.api import render, schemas
 from gateway.http import path_id, query_limit, read_model, reply
 from gateway.keys import CRM, STORE
@@ -31,8 +31,10 @@ async def lookup(request: web.Request) -> web.Response:
     raw = request.query.get("phone", "").strip()
     if not raw:
         raise InvalidInput({"phone": "required, e.g. ?phone=%2B14155550100"})
-    if try_normalize(raw, crm.region) is None:
-        raise InvalidInput({"phone": f"{raw!r} is not a phone number"})
+    try:
+        parse_phone(raw, crm.region)
+    except InvalidPhone as exc:
+        raise InvalidInput({"phone": str(exc)}) from None
     async with request.config_dict[STORE].reading() as s:
         client_id = await crm.clients.id_by_phone(s, raw)
         if client_id is None:

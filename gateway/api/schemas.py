@@ -7,9 +7,17 @@ document, so the three cannot drift apart.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from crm.paging import MAX_ID
+from gateway.http import plausible_time
+
+# What callers send: an id any record can have (a 26-digit one would overflow the database's
+# 64-bit column), and a time with its offset between the years 1900 and 2999.
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+Time = Annotated[AwareDatetime, AfterValidator(plausible_time)]
 
 
 class _In(BaseModel):
@@ -87,7 +95,7 @@ class ClientIn(_In):
     emails: list[str] = Field(default_factory=list, max_length=20)
     company: str | None = Field(default=None, max_length=300)
     tags: list[str] = Field(default_factory=list, max_length=100)
-    owner_id: int | None = None
+    owner_id: Id | None = None
     custom: dict[str, Any] = Field(default_factory=dict)
     notes: str | None = Field(default=None, max_length=20_000)
 
@@ -102,13 +110,13 @@ class ClientPatch(_In):
     emails: list[str] | None = Field(default=None, max_length=20)
     company: str | None = Field(default=None, max_length=300)
     tags: list[str] | None = Field(default=None, max_length=100)
-    owner_id: int | None = None
+    owner_id: Id | None = None
     custom: dict[str, Any] | None = None
     notes: str | None = Field(default=None, max_length=20_000)
 
 
 class MergeIn(_In):
-    other_id: int
+    other_id: Id
 
 
 class CallOut(BaseModel):
@@ -142,8 +150,8 @@ class CallsPage(BaseModel):
 class CallIn(_In):
     """POST /calls: click-to-call."""
 
-    client_id: int
-    agent_id: int
+    client_id: Id
+    agent_id: Id
 
 
 class TaskOut(BaseModel):
@@ -166,15 +174,15 @@ class TasksPage(BaseModel):
 
 
 class TaskIn(_In):
-    client_id: int
+    client_id: Id
     title: str = Field(min_length=1, max_length=300)
-    due_at: AwareDatetime
-    agent_id: int | None = None
+    due_at: Time
+    agent_id: Id | None = None
 
 
 class TaskPatch(_In):
     done: bool | None = None
-    due_at: AwareDatetime | None = None
+    due_at: Time | None = None
 
 
 class LeadOut(BaseModel):

@@ -20,12 +20,32 @@ DIAL_OUTCOME = {
 }
 
 
-class MissingParameter(ValueError):
-    """A webhook without a parameter Twilio always sends: the request is not Twilio's."""
+# What the call log keeps of a parameter; Twilio's own values are far shorter (a CallSid has 34
+# characters, a number at most 16, a SIP address seldom 40), so a longer one is not Twilio's.
+MAX_SID = 64  # calls.provider_call_id, call_legs.leg_id
+MAX_NUMBER = 64  # calls.from_number, calls.to_number: as long as crm.phones.MAX_SPELLING
+MAX_URL = 500  # calls.recording_url
+MAX_SECONDS = 2**31 - 1  # durations are INTEGER columns
+
+
+class BadParameter(ValueError):
+    """A parameter as Twilio never sends it: the request is not Twilio's (a 400 naming it)."""
+
+    code = "bad_parameter"
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name} {problem}")
+        self.name = name
+        self.problem = problem
+
+
+class MissingParameter(BadParameter):
+    """A webhook without a parameter Twilio always sends."""
+
+    code = "missing_parameter"
 
     def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
+        super().__init__(name, "is required")
 
 
 def required(form: Mapping[str, str], name: str) -> str:
@@ -35,20 +55,36 @@ def required(form: Mapping[str, str], name: str) -> str:
     return value
 
 
+def optional(form: Mapping[str, str], name: str, longest: int) -> str | None:
+    """A parameter that may be absent, at most `longest` characters when given."""
+    value = form.get(name, "").strip()
+    if len(value) > longest:
+        raise BadParameter(name, f"is longer than {longest} characters")
+    return value or None
+
+
+def required_sid(form: Mapping[str, str], name: str) -> str:
+    value = required(form, name)
+    if len(value) > MAX_SID:
+        raise BadParameter(name, f"is longer than {MAX_SID} characters")
+    return value
+
+
 def seconds(form: Mapping[str, str], name: str) -> int | None:
     raw = form.get(name, "").strip()
     try:
-        return max(int(raw), 0) if raw else None
-    except ValueError:
+        value = max(int(raw), 0) if raw else None
+    except ValueError:  # not a number, or one of 4300+ digits
         return None
+    return value if value is None or value <= MAX_SECONDS else None
 
 
 def call_started(form: Mapping[str, str], at: datetime) -> CallStarted:
     return CallStarted(
         provider=PROVIDER,
-        provider_call_id=required(form, "CallSid"),
-        from_number=form.get("From") or form.get("Caller"),
-        to_number=form.get("To") or form.get("Called"),
+        provider_call_id=required_sid(form, "CallSid"),
+        from_number=optional(form, "From", MAX_NUMBER) or optional(form, "Caller", MAX_NUMBER),
+        to_number=optional(form, "To", MAX_NUMBER) or optional(form, "Called", MAX_NUMBER),
         at=at,
     )
 
@@ -64,9 +100,9 @@ def dial_ended(
         provider=PROVIDER,
         provider_call_id=provider_call_id,
         outcome=outcome,
-        leg_id=form.get("DialCallSid") or None,
+        leg_id=optional(form, "DialCallSid", MAX_SID),
         talk_seconds=seconds(form, "DialCallDuration"),
-        recording_url=form.get("RecordingUrl") or None,
+        recording_url=optional(form, "RecordingUrl", MAX_URL),
         at=at,
         call_id=call_id,
     )
@@ -79,7 +115,7 @@ def call_ended(form: Mapping[str, str], at: datetime, *, call_id: int | None = N
         return None
     return CallEnded(
         provider=PROVIDER,
-        provider_call_id=required(form, "CallSid"),
+        provider_call_id=required_sid(form, "CallSid"),
         provider_status=status,
         duration_s=seconds(form, "CallDuration"),
         at=at,
@@ -96,7 +132,7 @@ def recording(
     call_id: int | None = None,
 ) -> RecordingReady | None:
     """A recording callback or a <Record> action; None when it carries no recording."""
-    url = form.get("RecordingUrl", "").strip()
+    url = optional(form, "RecordingUrl", MAX_URL)
     status = form.get("RecordingStatus", "completed")
     if not url or status not in ("completed", ""):
         return None

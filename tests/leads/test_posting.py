@@ -289,3 +289,19 @@ async def test_posting_the_form_as_a_browser_would(site: Site) -> None:
     assert response.status == 303
     [lead] = await site.leads()
     assert (lead.source, lead.phone, lead.extra) == ("landing", None, {})
+
+
+async def test_a_lead_nested_100000_deep_is_refused_not_a_500(site: Site) -> None:
+    deep = b'{"email": "ada@example.com", "answers": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = await site.post(data=deep, headers={"Content-Type": "application/json"})
+    assert (response.status, await response.json()) == (
+        400,
+        {"error": "bad_json", "detail": "the body nests arrays and objects more than 32 deep"},
+    )
+    assert await site.leads() == []
+
+
+async def test_a_phone_spelled_with_more_than_64_characters_is_refused_as_everywhere(site: Site) -> None:
+    body = await site.lead(expect=422, email="ada@example.com", phone="+1 415 555 0100" + "-" * 60)
+    assert body == {"error": "invalid", "fields": {"phone": "longer than 64 characters"}}
+    assert await site.leads() == []

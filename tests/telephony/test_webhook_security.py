@@ -3,14 +3,18 @@ broken ones get a clear error; unknown calls are logged and answered calmly."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
+from urllib.parse import urlencode
 
+import aiohttp
 from sqlalchemy import func, select
 
 from crm.models import Call, Client
 from gateway.app import create_app
 from gateway.settings import Settings
 from tests.fakes.twilio import TwilioSimulator
+from tests.gateway.raw_http import raw_request
 from tests.telephony.conftest import AiohttpServer, Phones
 
 
@@ -102,3 +106,118 @@ async def test_the_signature_is_checked_against_the_public_url_behind_a_proxy(
         signed_for_local = twilio.sign(local + "/webhooks/twilio/voice", params)
         status, _ = await twilio.post_signed("/webhooks/twilio/voice", params, signature=signed_for_local)
         assert status == 403
+
+
+# -- hostile input: each of these gave a 500 with a traceback ------------------------------------
+
+LONG_NUMBER = "+1 415 555 0100" + "-" * 60  # a valid number spelled with 75 characters
+
+
+def _twilio_paths(phones: Phones) -> list[str]:
+    """Every Twilio URL the gateway serves."""
+    return sorted(
+        {
+            r.resource.canonical
+            for r in phones.server.app.router.routes()
+            if r.resource is not None and r.resource.canonical.startswith("/webhooks/twilio/")
+        }
+    )
+
+
+async def test_a_signature_that_is_not_base64_text_is_refused(phones: Phones) -> None:
+    params = phones.twilio.inbound_params(from_="+14155550100")
+    paths = _twilio_paths(phones)
+    assert {"/webhooks/twilio/voice", "/webhooks/twilio/status", "/webhooks/twilio/answered"} <= set(paths)
+    for path in paths:
+        for signature in ["é", "Zm9yZ2Vk💥", "\u00ff\u00fe"]:
+            status, body = await phones.twilio.post_signed(path, params, signature=signature)
+            assert (status, json.loads(body)["error"]) == (403, "forbidden"), (path, signature)
+        server = phones.server
+        answer = await raw_request(
+            server.host,
+            server.port,
+            b"POST " + path.encode(),
+            [(b"X-Twilio-Signature", b"\xff\xfe"), (b"Content-Type", b"application/x-www-form-urlencoded")],
+            b"CallSid=CA1",
+        )
+        assert (answer.status, answer.json()) == (
+            400,
+            {"error": "bad_request", "detail": "the X-Twilio-Signature header is not UTF-8 text"},
+        )
+    assert await _counts(phones) == (0, 0)
+
+
+async def test_a_body_that_is_not_a_form_is_refused(phones: Phones) -> None:
+    """Twilio posts forms: JSON (without the `bodySHA256` Twilio signs JSON with), multipart and a
+    charset nobody knows are refused, and change nothing."""
+    params = phones.twilio.inbound_params(from_="+14155550100")
+    url = phones.twilio.voice_url
+    signature = phones.twilio.sign(url, params)
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, json=params, headers={"X-Twilio-Signature": signature}) as response:
+            assert (response.status, (await response.json())["error"]) == (403, "forbidden")
+        form = aiohttp.FormData(params)
+        form.add_field("file", b"RIFF", filename="a.wav")
+        async with http.post(url, data=form, headers={"X-Twilio-Signature": signature}) as response:
+            assert (response.status, (await response.json())["error"]) == (415, "unsupported_media_type")
+        bogus = {
+            "X-Twilio-Signature": signature,
+            "Content-Type": "application/x-www-form-urlencoded; charset=bogus",
+        }
+        async with http.post(url, data=urlencode(params), headers=bogus) as response:
+            assert (response.status, await response.json()) == (
+                400,
+                {"error": "bad_form", "detail": "the form body cannot be read: unknown encoding: bogus"},
+            )
+    assert await _counts(phones) == (0, 0)
+
+
+async def test_values_twilio_never_sends_are_refused_by_name(phones: Phones) -> None:
+    long_from = phones.twilio.inbound_params(from_=LONG_NUMBER)
+    status, body = await phones.twilio.post_signed("/webhooks/twilio/voice", long_from)
+    assert (status, json.loads(body)) == (
+        400,
+        {"error": "bad_parameter", "detail": "From is longer than 64 characters"},
+    )
+    long_sid = phones.twilio.inbound_params(from_="+14155550100", call_sid="CA" + "0" * 100)
+    status, body = await phones.twilio.post_signed("/webhooks/twilio/voice", long_sid)
+    assert (status, json.loads(body)["detail"]) == (400, "CallSid is longer than 64 characters")
+    status, body = await phones.twilio.post_signed(
+        f"/webhooks/twilio/answered?agent={10**25}", {"CallSid": "CA1"}
+    )
+    assert (status, json.loads(body)["detail"]) == (400, "agent is not an agent's id")
+    assert await _counts(phones) == (0, 0)
+
+
+async def test_text_no_database_can_hold_is_cleaned_from_a_call(phones: Phones) -> None:
+    params = phones.twilio.inbound_params(from_="+1415555\x000100", to="+1415555\x000000")
+    status, _ = await phones.twilio.post_signed("/webhooks/twilio/voice", params)
+    assert status == 200
+    call = await phones.call_row(params["CallSid"])
+    assert (call.from_number, call.to_number) == ("+14155550100", "+14155550000")
+
+
+async def test_ids_and_durations_past_their_columns_change_nothing(phones: Phones) -> None:
+    """A callback naming a call id past 64 bits, an agent nobody is, or a duration past 32 bits
+    (INTEGER on PostgreSQL) is answered, and nothing false is stored."""
+    alice = await phones.agent("Alice", "+14155550001", chat_id=1001)
+    for duration in ["99999999999", "9" * 25]:
+        call = await phones.twilio.inbound(from_="+14155550100")
+        row = await phones.call_row(call.sid)
+        nobody = alice.id + 1000
+        status, _ = await phones.twilio.post_signed(
+            f"/webhooks/twilio/answered?agent={nobody}&call={row.id}",
+            {"CallSid": "CA" + "1" * 32, "ParentCallSid": call.sid},
+        )
+        assert status == 200
+        assert (await phones.call_row(call.sid)).agent_id is None
+        status, _ = await phones.twilio.post_signed(
+            f"/webhooks/twilio/answered?agent={alice.id}&call={10**25}",
+            {"CallSid": "CA" + "2" * 32, "ParentCallSid": call.sid},
+        )
+        assert status == 200
+        ended = {"CallSid": call.sid, "CallStatus": "completed", "CallDuration": duration}
+        status, _ = await phones.twilio.post_signed(f"/webhooks/twilio/status?call={10**25}", ended)
+        assert status == 200
+        row = await phones.call_row(call.sid)
+        assert (row.agent_id, row.status, row.duration_s) == (alice.id, "completed", None)
