@@ -28,7 +28,7 @@ from crm.models import Client, ClientEmail, ClientPhone, Lead
 from crm.notes import add_note
 from crm.phones import Phone, format_international, parse_phone
 from crm.routing import Router
-from crm.text import MAX_NAME, normalize_email
+from crm.text import MAX_NAME, normalize_email, storable
 
 MAX_MESSAGE = 5000
 MAX_SOURCE = 200
@@ -91,13 +91,8 @@ class Receipt:
 
 
 def clean_text(value: str) -> str:
-    """Text as a store can keep it: no NUL characters, no unpaired surrogates (JSON allows both)."""
-    text = value.replace("\x00", "")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "replace").decode("utf-8")
-    return text.strip()
+    """Text as a store can keep it (`crm.text.storable`), without surrounding blanks."""
+    return storable(value).strip()
 
 
 def check(draft: LeadDraft, region: str) -> CheckedLead:
