@@ -115,7 +115,11 @@ def serve_until_logged(env: dict[str, str], cwd: Path, wanted: str, timeout: flo
     finally:
         guard.cancel()
         proc.send_signal(signal.SIGTERM)
-        rest, _ = proc.communicate(timeout=30)
+        try:
+            rest, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # never leave a gateway running after the test
+            proc.kill()
+            rest, _ = proc.communicate()
     return "".join(lines) + rest
 
 
