@@ -95,6 +95,16 @@ class BotWorld:
             return await self.crm.agents.get(s, agent.id)
 
 
+async def polling_gateway(
+    aiohttp_server: AiohttpServer, bot_settings: Settings, bot_api: BotApiServer
+) -> TestServer:
+    """The gateway in polling mode (no webhook, no public URL), once it has told Telegram so."""
+    settings = bot_settings.model_copy(update={"telegram_mode": "polling", "telegram_webhook_secret": None})
+    server = await aiohttp_server(create_app(settings), port=settings.port)
+    await bot_api.next_call("deleteWebhook")
+    return server
+
+
 @pytest.fixture
 async def world(
     bot_settings: Settings, bot_api: BotApiServer, clock: ShiftedClock, aiohttp_server: AiohttpServer

@@ -7,10 +7,9 @@ from datetime import timedelta
 from crm import notices
 from crm.clients import ClientDraft
 from crm.models import Task
-from gateway.app import create_app
 from gateway.keys import CRM, STORE
 from gateway.settings import Settings
-from tests.bots.conftest import SECRET, AiohttpServer, BotWorld
+from tests.bots.conftest import SECRET, AiohttpServer, BotWorld, polling_gateway
 from tests.fakes.bot_api import BotApiServer
 
 
@@ -181,9 +180,7 @@ async def test_updates_without_the_secret_are_refused_and_have_no_effect(world: 
 async def test_polling_mode_works_without_a_public_url(
     aiohttp_server: AiohttpServer, bot_settings: Settings, bot_api: BotApiServer
 ) -> None:
-    settings = bot_settings.model_copy(update={"telegram_mode": "polling", "telegram_webhook_secret": None})
-    server = await aiohttp_server(create_app(settings), port=settings.port)
-    await bot_api.next_call("deleteWebhook")
+    server = await polling_gateway(aiohttp_server, bot_settings, bot_api)
     async with server.app[STORE].session() as s:
         alice = await server.app[CRM].agents.add(s, "Alice", phone="+14155550001")
     bot_api.push_update(bot_api.user_message(chat_id=1001, text=f"/start {alice.invite_code}", user_id=1001))

@@ -93,18 +93,6 @@ async def test_a_shared_phone_merges_the_writer_into_the_known_caller(world: Bot
     assert "Ada Lovelace" in (relayed.plain_text or "")
 
 
-async def test_someone_elses_contact_is_not_taken_as_theirs(world: BotWorld) -> None:
-    await world.bound_agent("Alice", "+14155550001", chat_id=1001)
-    share = world.bot_api.user_message(
-        chat_id=3003,
-        text="",
-        user_id=3003,
-        contact={"phone_number": "+14155550100", "first_name": "Bob", "user_id": 4004},
-    )
-    assert await world.bot_api.post_to_webhook(share, secret=SECRET) == 200
-    assert "your own number" in ((await world.bot_api.next_message(3003)).text or "")
-
-
 async def test_a_stranger_starting_the_bot_is_greeted_as_a_client(world: BotWorld) -> None:
     hello = await world.say(3003, "/start")
     assert "Write your question here" in (hello.text or "")

@@ -8,10 +8,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 from crm.models import Call, Client, ClientIdentity, ClientPhone, Interaction, Task
-from gateway.app import create_app
 from gateway.keys import CRM, STORE
 from gateway.settings import Settings
-from tests.bots.conftest import SECRET, AiohttpServer, BotWorld
+from tests.bots.conftest import SECRET, AiohttpServer, BotWorld, polling_gateway
 from tests.bots.test_cards_and_outcomes import _answered_call
 from tests.fakes.bot_api import BotApiServer
 
@@ -74,9 +73,7 @@ async def test_a_replayed_webhook_update_is_answered_and_not_applied_again(world
 async def test_a_redelivered_update_is_not_applied_again_in_polling_mode(
     aiohttp_server: AiohttpServer, bot_settings: Settings, bot_api: BotApiServer
 ) -> None:
-    settings = bot_settings.model_copy(update={"telegram_mode": "polling", "telegram_webhook_secret": None})
-    server = await aiohttp_server(create_app(settings), port=settings.port)
-    await bot_api.next_call("deleteWebhook")
+    server = await polling_gateway(aiohttp_server, bot_settings, bot_api)
     async with server.app[STORE].session() as s:
         await server.app[CRM].agents.add(s, "Alice", phone="+14155550001")
     update = bot_api.user_message(chat_id=3003, text="Hello there", user_id=3003)
