@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import BotCommand, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
@@ -28,6 +26,7 @@ from crm.cards import build_card, build_cards
 from crm.errors import CrmError
 from crm.models import Agent, Client, Lead
 from crm.notes import add_note
+from crm.paging import parse_id
 from crm.service import Crm
 
 FIND_LIMIT = 5
@@ -56,7 +55,6 @@ ADMIN_HELP = (
     "/handover <i>FROM_ID TO_ID</i> — an agent leaves: their clients and open work go to another"
 )
 CLIENTS_LIMIT = 30
-AGENT_ID = re.compile(r"[0-9]{1,19}")
 
 
 async def on_start(
@@ -283,7 +281,7 @@ async def on_handover(message: Message, command: CommandObject, agent: Agent, uo
         await message.answer("Only admins can hand an agent's work over.")
         return
     words = (command.args or "").split()
-    ids = [i for i in map(_agent_id, words) if i is not None]
+    ids = [i for i in map(parse_id, words) if i is not None]  # "²", 30 digits: no id
     if len(words) != 2 or len(ids) != 2:
         await message.answer("Send <code>/handover FROM_ID TO_ID</code>; /agents shows the ids.")
         return
@@ -334,15 +332,6 @@ async def on_handover_button(
         await query.message.edit_text(
             f"Done: {moved.clients} clients, {moved.deals} open deals and {moved.tasks} open tasks moved."
         )
-
-
-def _agent_id(word: str) -> int | None:
-    """An id as an admin types it: ASCII digits within 64 bits (`str.isdigit` also takes "²",
-    which `int` refuses, and a 30-digit number overflows the store)."""
-    if not AGENT_ID.fullmatch(word):
-        return None
-    value = int(word)
-    return value if 0 < value < 2**63 else None
 
 
 def _markup(rows: list[list[InlineKeyboardButton]]) -> InlineKeyboardMarkup | None:

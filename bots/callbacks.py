@@ -11,7 +11,9 @@ from typing import Annotated
 from aiogram.filters.callback_data import CallbackData
 from pydantic import Field
 
-Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+from crm.paging import MAX_ID
+
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class OutcomeButton(CallbackData, prefix="oc"):

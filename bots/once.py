@@ -13,13 +13,13 @@ from aiogram.types import TelegramObject, Update
 
 from crm import applied_updates
 from crm.clock import Clock
+from crm.paging import MAX_ID
 from crm.store import Store
 
 log = logging.getLogger("bots")
 
 CHANNEL = "telegram"
 FORGET_EVERY = 3600.0  # seconds between purges of old marks
-MAX_UPDATE_ID = 2**63 - 1
 
 
 class OncePerUpdate(BaseMiddleware):
@@ -38,7 +38,7 @@ class OncePerUpdate(BaseMiddleware):
     ) -> Any:
         assert isinstance(event, Update)
         update_id = event.update_id
-        if not 0 <= update_id <= MAX_UPDATE_ID:
+        if not 0 <= update_id <= MAX_ID:
             log.warning("Telegram update with an impossible id %s ignored", update_id)
             return UNHANDLED
         now = self.clock.now()

@@ -17,6 +17,14 @@ MAX_ID = 2**63 - 1  # the largest id a BIGINT (and SQLite's INTEGER) holds; larg
 T = TypeVar("T")
 
 
+def parse_id(raw: str) -> int | None:
+    """`raw` as a record's id, or None when no record can have it (ids are 1 to `MAX_ID`)."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(MAX_ID)):
+        return None
+    value = int(raw)
+    return value if 1 <= value <= MAX_ID else None
+
+
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
     items: list[T]

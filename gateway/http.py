@@ -13,7 +13,7 @@ from multidict import MultiDictProxy
 from pydantic import BaseModel, ValidationError
 
 from crm.errors import InvalidInput, NotFound
-from crm.paging import MAX_ID
+from crm.paging import MAX_ID, parse_id
 from crm.text import storable
 
 M = TypeVar("M", bound=BaseModel)
@@ -146,14 +146,6 @@ def field_errors(exc: ValidationError) -> dict[str, str]:
 def _echo(raw: str) -> str:
     """A caller's value, short enough to repeat in an error."""
     return raw if len(raw) <= _ECHO else raw[:_ECHO] + "…"
-
-
-def parse_id(raw: str) -> int | None:
-    """`raw` as a record's id, or None when no record can have it (ids are 1 to `MAX_ID`)."""
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(MAX_ID)):
-        return None
-    value = int(raw)
-    return value if 1 <= value <= MAX_ID else None
 
 
 def query_int(request: web.Request, name: str, default: int | None = None) -> int | None:

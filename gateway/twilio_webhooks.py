@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.call_events import AgentAnswered
 from crm.call_flow import CallFlow
+from crm.paging import parse_id
 from crm.text import storable
-from gateway.http import error_response, parse_id, read_form
+from gateway.http import error_response, read_form
 from gateway.keys import CRM, INBOUND_CALLS, SETTINGS, STORE
 from telephony.twilio import parse, twiml
 from telephony.twilio.parse import MAX_SID, PROVIDER, BadParameter, MissingParameter
