@@ -38,7 +38,7 @@ from typing import Any
 
 from bench.run import LOAD_CPU, free_port, server
 from crm.service import Crm
-from crm.store import Store
+from crm.storage.store import Store
 from tests.fakes.bot_api import BotApiServer
 from tests.fakes.twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, HttpAnswer, TwilioSimulator
 

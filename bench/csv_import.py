@@ -18,9 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from crm.clock import SystemClock
-from crm.csv_import import import_clients
-from crm.store import Store
+from crm.domain.clock import SystemClock
+from crm.files.csv_import import import_clients
+from crm.storage.store import Store
 from gateway.cli import freeze_startup_objects
 
 

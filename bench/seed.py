@@ -25,7 +25,7 @@ from pathlib import Path
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.engine import make_url
 
-from crm.store import Store
+from crm.storage.store import Store
 
 CACHE = Path(__file__).parent / ".cache"
 FULL = (1_000_000, 10_000_000)

@@ -15,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from crm import outbox
+from crm.delivery import outbox
 from crm.service import Crm
-from crm.store import Store
+from crm.storage.store import Store
 from gateway.app import create_app
 from gateway.keys import CRM, STORE
 from gateway.settings import Settings

@@ -20,14 +20,14 @@ from bots.render import (
     task_done_keyboard,
     task_line,
 )
-from crm import calls, handover, lead_details, sent_messages, tasks
-from crm.agents import BindingRefused
-from crm.cards import build_card, build_cards
-from crm.errors import CrmError
-from crm.models import Agent, Client, Lead
-from crm.notes import add_note
-from crm.paging import parse_id
+from crm.domain.errors import CrmError
+from crm.domain.models import Agent, Client, Lead
+from crm.domain.paging import parse_id
 from crm.service import Crm
+from crm.services import calls, handover, lead_details, sent_messages, tasks
+from crm.services.agents import BindingRefused
+from crm.services.cards import build_card, build_cards
+from crm.services.notes import add_note
 
 FIND_LIMIT = 5
 TASKS_LIMIT = 20

@@ -11,7 +11,7 @@ from typing import Annotated
 from aiogram.filters.callback_data import CallbackData
 from pydantic import Field
 
-from crm.paging import MAX_ID
+from crm.domain.paging import MAX_ID
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 

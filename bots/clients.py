@@ -8,7 +8,7 @@ from aiogram.filters import CommandStart
 from aiogram.types import KeyboardButton, Message, ReplyKeyboardMarkup, ReplyKeyboardRemove
 
 from bots.context import UnitOfWork
-from crm.errors import CrmError, InvalidPhone
+from crm.domain.errors import CrmError, InvalidPhone
 from crm.service import Crm
 
 CHANNEL = "telegram"

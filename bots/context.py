@@ -17,9 +17,9 @@ from aiogram.filters import Filter
 from aiogram.types import Chat, TelegramObject
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm.models import Agent
+from crm.domain.models import Agent
 from crm.service import Crm
-from crm.store import Store
+from crm.storage.store import Store
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ The domain enqueues facts (`{"agent_id": 3, "client_id": 8, "call_id": 12}`); th
 here at delivery time, from the store as it is then, so a card that waited out an outage is
 current when it arrives.
 
-Cards first (see `crm.notices`): what clients wrote and voicemails travel in lanes of their own,
+Cards first (see `crm.services.notices`): what clients wrote and voicemails travel in lanes of their own,
 and when several messages wait for the same chat's turn, cards and notices go before them
 (`BEHIND_CARDS`).
 """
@@ -20,12 +20,12 @@ from aiogram.types import InlineKeyboardMarkup
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bots import render
-from crm import notices
-from crm.calls import get_call
-from crm.cards import build_card
-from crm.models import Agent, Client, Lead, Task
-from crm.outbox import Delivery
+from crm.delivery.outbox import Delivery
+from crm.domain.models import Agent, Client, Lead, Task
 from crm.service import Crm
+from crm.services import notices
+from crm.services.calls import get_call
+from crm.services.cards import build_card
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +178,7 @@ async def to_client(_s: AsyncSession, _crm: Crm, d: Delivery, _call_back: bool) 
 
 @renders("relay_paused")
 async def relay_paused(s: AsyncSession, _crm: Crm, d: Delivery, _call_back: bool) -> Outgoing:
-    """A client writes faster than we pass on (`crm.conversations`): what they write next is on
+    """A client writes faster than we pass on (`crm.services.conversations`): what they write next is on
     their record; replying here still answers them."""
     agent, chat_id = await agent_chat(s, int(d.payload["agent_id"]))
     client_id = int(d.payload["client_id"])

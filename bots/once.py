@@ -1,5 +1,5 @@
 """Each Telegram update is applied once (webhook and polling alike): an update Telegram delivers
-again, or that someone replays, is answered and ignored (`crm.applied_updates`)."""
+again, or that someone replays, is answered and ignored (`crm.services.applied_updates`)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from aiogram import BaseMiddleware
 from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.types import TelegramObject, Update
 
-from crm import applied_updates
-from crm.clock import Clock
-from crm.paging import MAX_ID
-from crm.store import Store
+from crm.domain.clock import Clock
+from crm.domain.paging import MAX_ID
+from crm.services import applied_updates
+from crm.storage.store import Store
 
 log = logging.getLogger("bots")
 

@@ -11,12 +11,12 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bots.callbacks import CallBackButton, LeadDetailButton, OutcomeButton, TaskDoneButton
-from crm.calls import OUTCOME_LABELS, OUTCOMES
-from crm.cards import Card
-from crm.intake import lead_headline
-from crm.lead_details import DETAILS, LABELS
-from crm.models import Call, Lead, Task
-from crm.phones import format_international, is_anonymous
+from crm.domain.models import Call, Lead, Task
+from crm.domain.phones import format_international, is_anonymous
+from crm.services.calls import OUTCOME_LABELS, OUTCOMES
+from crm.services.cards import Card
+from crm.services.intake import lead_headline
+from crm.services.lead_details import DETAILS, LABELS
 
 LIMIT = 4096
 FIELD = 200  # longest piece of user text shown on one line

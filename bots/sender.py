@@ -1,5 +1,5 @@
 """The outbox sender for Telegram: renders each message from the store, sends it within
-Telegram's limits, and says what happened (`crm.outbox_worker` records it and retries).
+Telegram's limits, and says what happened (`crm.delivery.outbox_worker` records it and retries).
 
 Failure kinds:
 - 429 Too Many Requests: the message waits `retry_after` seconds (its chat is held as long);
@@ -10,7 +10,7 @@ Failure kinds:
   or a recipient with no chat: recorded as failed with Telegram's reason, never retried.
 - A voicemail whose recording cannot be fetched yet: retried for `MEDIA_PATIENCE` (Twilio makes
   a recording available a little after its callback), then sent as text with a link.
-Messages of one lane (`crm.notices`) leave in the order they were enqueued, one at a time; cards
+Messages of one lane (`crm.services.notices`) leave in the order they were enqueued, one at a time; cards
 go first when several messages wait for one chat. A restart picks up where the last process
 stopped.
 """
@@ -47,12 +47,12 @@ from bots.deliveries import (
     without_audio,
 )
 from bots.limits import SendLimits
-from crm import sent_messages
-from crm.errors import NotFound
-from crm.outbox import Delivery
-from crm.outbox_worker import Failed, OutboxWorker, Outcome, Retry, Sent, Skipped
+from crm.delivery.outbox import Delivery
+from crm.delivery.outbox_worker import Failed, OutboxWorker, Outcome, Retry, Sent, Skipped
+from crm.domain.errors import NotFound
 from crm.service import Crm
-from crm.store import Store
+from crm.services import sent_messages
+from crm.storage.store import Store
 
 log = logging.getLogger("bots.sender")
 

@@ -19,7 +19,7 @@ from bots.once import OncePerUpdate
 from bots.sender import MediaFetcher, TelegramSender
 from bots.session import BotApiSession
 from crm.service import Crm
-from crm.store import Store
+from crm.storage.store import Store
 
 log = logging.getLogger("bots")
 

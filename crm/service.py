@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from crm.agents import Agents
-from crm.call_flow import CallFlow
-from crm.clients import Clients
-from crm.clock import Clock, SystemClock
-from crm.conversations import Conversations
-from crm.intake import LeadIntake
-from crm.routing import NO_RULES, Router, RoutingRules
+from crm.domain.clock import Clock, SystemClock
+from crm.services.agents import Agents
+from crm.services.call_flow import CallFlow
+from crm.services.clients import Clients
+from crm.services.conversations import Conversations
+from crm.services.intake import LeadIntake
+from crm.services.routing import NO_RULES, Router, RoutingRules
 
 
 class Crm:

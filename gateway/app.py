@@ -10,10 +10,10 @@ from aiohttp import web
 
 from bots.context import ClickToCall
 from bots.telegram import TelegramBot
-from crm.clock import Clock
-from crm.inbound_calls import InboundCalls
+from crm.domain.clock import Clock
 from crm.service import Crm
-from crm.store import Store
+from crm.services.inbound_calls import InboundCalls
+from crm.storage.store import Store
 from gateway import cors, health, leads, middlewares, routing_rules, telegram_webhook, twilio_webhooks
 from gateway.api import auth, clients, openapi, records
 from gateway.http import MAX_BODY

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from crm.errors import CrmError, InvalidInput
+from crm.domain.errors import CrmError, InvalidInput
 from gateway.settings import Settings, SettingsError, load_settings, redact
 
 EXIT_ERROR = 1
@@ -130,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
 def _with_store(settings: Settings, work: Callable[[Any, Any], Awaitable[Any]]) -> Any:
     """Run `work(store, crm)` on a store whose schema is current."""
     from crm.service import Crm
-    from crm.store import Store
+    from crm.storage.store import Store
 
     async def run() -> Any:
         store = Store(settings.database_url, pool_size=2)
@@ -221,7 +221,7 @@ def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> tuple[dict[str
 
 
 def _how_to_bind(code: str) -> str:
-    from crm.agents import INVITE_LIFETIME
+    from crm.services.agents import INVITE_LIFETIME
 
     return f"to bind their Telegram chat, they send the bot within {INVITE_LIFETIME.days} days: /start {code}"
 
@@ -248,7 +248,7 @@ def _agent_add(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, 
 
 
 def _agent_remove(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
-    from crm.handover import hand_over
+    from crm.services.handover import hand_over
 
     async def work(store: Any, crm: Any) -> Any:
         async with store.session() as s:
@@ -280,7 +280,7 @@ def _agent_invite(settings: Settings, args: argparse.Namespace) -> tuple[dict[st
 
 
 def _agent_list(settings: Settings, _args: argparse.Namespace) -> tuple[dict[str, Any], str]:
-    from crm.agents import AgentView
+    from crm.services.agents import AgentView
 
     async def work(store: Any, crm: Any) -> list[AgentView]:
         async with store.reading() as s:
@@ -309,7 +309,7 @@ def _agent_list(settings: Settings, _args: argparse.Namespace) -> tuple[dict[str
 
 
 def _token_create(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
-    from crm.tokens import create_token
+    from crm.services.tokens import create_token
 
     async def work(store: Any, crm: Any) -> str:
         async with store.session() as s:
@@ -323,7 +323,7 @@ def _token_create(settings: Settings, args: argparse.Namespace) -> tuple[dict[st
 
 
 def _token_revoke(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
-    from crm.tokens import revoke_token
+    from crm.services.tokens import revoke_token
 
     async def work(store: Any, crm: Any) -> int:
         async with store.session() as s:
@@ -335,7 +335,7 @@ def _token_revoke(settings: Settings, args: argparse.Namespace) -> tuple[dict[st
 
 
 def _token_list(settings: Settings, _args: argparse.Namespace) -> tuple[dict[str, Any], str]:
-    from crm.tokens import TokenInfo, live_tokens
+    from crm.services.tokens import TokenInfo, live_tokens
 
     async def work(store: Any, _crm: Any) -> list[TokenInfo]:
         async with store.reading() as s:
@@ -350,7 +350,7 @@ def _token_list(settings: Settings, _args: argparse.Namespace) -> tuple[dict[str
 
 
 def _import(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
-    from crm.csv_import import CsvFormatError, import_clients
+    from crm.files.csv_import import CsvFormatError, import_clients
 
     path: Path = args.path
     if not path.is_file():
@@ -374,7 +374,7 @@ def _import(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, Any
 
 
 def _export(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
-    from crm.csv_export import export_clients
+    from crm.files.csv_export import export_clients
 
     async def work(store: Any, _crm: Any) -> int:
         return await export_clients(store, args.path)

@@ -12,9 +12,9 @@ from aiohttp import web
 from multidict import MultiDictProxy
 from pydantic import BaseModel, ValidationError
 
-from crm.errors import InvalidInput, NotFound
-from crm.paging import MAX_ID, parse_id
-from crm.text import storable
+from crm.domain.errors import InvalidInput, NotFound
+from crm.domain.paging import MAX_ID, parse_id
+from crm.domain.text import storable
 
 M = TypeVar("M", bound=BaseModel)
 

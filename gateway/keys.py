@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from bots.telegram import TelegramBot
-from crm.inbound_calls import InboundCalls
 from crm.service import Crm
-from crm.store import Store
+from crm.services.inbound_calls import InboundCalls
+from crm.storage.store import Store
 from gateway.metrics import Metrics
 from gateway.ratelimit import SlidingWindow
 from gateway.settings import Settings
@@ -25,5 +25,5 @@ SWEEPER = web.AppKey("sweeper", CallSweeper)
 TWILIO = web.AppKey("twilio", TwilioRest)
 MAIL = web.AppKey("mail", MailSender)
 LEAD_LIMIT = web.AppKey("lead_limit", SlidingWindow)
-# First rings of inbound calls, written in group commits (see `crm.group_commit`).
+# First rings of inbound calls, written in group commits (see `crm.storage.group_commit`).
 INBOUND_CALLS = web.AppKey("inbound_calls", InboundCalls)

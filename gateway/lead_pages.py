@@ -10,8 +10,8 @@ from html import escape
 
 from aiohttp import web
 
-from crm.intake import MAX_MESSAGE
-from crm.text import MAX_NAME
+from crm.domain.text import MAX_NAME
+from crm.services.intake import MAX_MESSAGE
 
 # Pages with no scripts, images or frames of their own; `form-action` is left open on purpose:
 # the form posts to the gateway, whose answer may redirect to the site's own `_next` page.

@@ -15,8 +15,8 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
-from crm.errors import InvalidInput
-from crm.intake import CheckedLead, LeadDraft
+from crm.domain.errors import InvalidInput
+from crm.services.intake import CheckedLead, LeadDraft
 from gateway import lead_pages
 from gateway.cors import CORS
 from gateway.http import BadRequest, error_response, json_object, read_form

@@ -12,7 +12,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from crm.group_commit import GroupCommit
+from crm.storage.group_commit import GroupCommit
 
 
 @dataclass

@@ -13,7 +13,7 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from crm.errors import Conflict, CrmError, Forbidden, InvalidInput, NotFound
+from crm.domain.errors import Conflict, CrmError, Forbidden, InvalidInput, NotFound
 from gateway.http import MAX_BODY, BadRequest, error_response
 from gateway.keys import METRICS
 from gateway.metrics import route_name

@@ -1,10 +1,10 @@
-"""CRM_ROUTING_FILE at start-up: parsed once into `crm.routing.RoutingRules`, and checked against
+"""CRM_ROUTING_FILE at start-up: parsed once into `crm.services.routing.RoutingRules`, and checked against
 the agents in the store. Either problem stops start-up with one line naming the variable."""
 
 from __future__ import annotations
 
-from crm.routing import NO_RULES, RoutingFileError, RoutingRules, check_agents, load_rules
-from crm.store import Store
+from crm.services.routing import NO_RULES, RoutingFileError, RoutingRules, check_agents, load_rules
+from crm.storage.store import Store
 from gateway.settings import Settings, SettingsError
 
 VARIABLE = "CRM_ROUTING_FILE"

@@ -13,7 +13,7 @@ from aiogram.types import Update
 from aiohttp import web
 from pydantic import ValidationError
 
-from crm.errors import InvalidInput
+from crm.domain.errors import InvalidInput
 from gateway.http import BadRequest, error_response, json_object
 from gateway.keys import SETTINGS, TELEGRAM
 

@@ -14,10 +14,10 @@ from aiohttp import web
 from multidict import MultiDictProxy
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm.call_events import AgentAnswered
-from crm.call_flow import CallFlow
-from crm.paging import parse_id
-from crm.text import storable
+from crm.domain.call_events import AgentAnswered
+from crm.domain.paging import parse_id
+from crm.domain.text import storable
+from crm.services.call_flow import CallFlow
 from gateway.http import error_response, read_form
 from gateway.keys import CRM, INBOUND_CALLS, SETTINGS, STORE
 from telephony.twilio import parse, twiml

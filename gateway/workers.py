@@ -8,9 +8,9 @@ import contextlib
 import logging
 from datetime import datetime, timedelta
 
-from crm import tasks
 from crm.service import Crm
-from crm.store import Store
+from crm.services import tasks
+from crm.storage.store import Store
 
 log = logging.getLogger("gateway.workers")
 
@@ -58,7 +58,7 @@ class Periodic:
 
 
 class Reminders(Periodic):
-    """Wakes when tasks come due and enqueues one reminder per due time (`crm.tasks.remind_due`)."""
+    """Wakes when tasks come due and enqueues one reminder per due time (`crm.services.tasks.remind_due`)."""
 
     name = "reminders"
     MAX_SLEEP = 5.0  # other processes add and move tasks too: look again at least this often

@@ -21,8 +21,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm.cards import Card, build_card
-from crm.models import Agent, Lead
+from crm.domain.models import Agent, Lead
+from crm.services.cards import Card, build_card
 
 SUBJECT_NAME = 80
 CAUTION = (

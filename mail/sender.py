@@ -1,5 +1,5 @@
 """The outbox sender for mail: renders each `mail` message from the store and hands it to the SMTP
-server (`crm.outbox_worker` records the outcome and retries).
+server (`crm.delivery.outbox_worker` records the outcome and retries).
 
 Failure kinds:
 - connection refused, timeouts, a dropped connection, 4xx replies (the server is busy or
@@ -23,10 +23,10 @@ from aiosmtplib import (
     SMTPResponseException,
 )
 
-from crm.clock import Clock
-from crm.outbox import Delivery
-from crm.outbox_worker import Failed, OutboxWorker, Outcome, Sent, Skipped
-from crm.store import Store
+from crm.delivery.outbox import Delivery
+from crm.delivery.outbox_worker import Failed, OutboxWorker, Outcome, Sent, Skipped
+from crm.domain.clock import Clock
+from crm.storage.store import Store
 from mail.lead_mail import LeadGone, lead_mail
 
 log = logging.getLogger("mail")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from crm.clock import FrozenClock
+from crm.domain.clock import FrozenClock
 from crm.service import Crm
-from crm.store import Store
+from crm.storage.store import Store
 from tests.databases import PostgresTemplates, SqliteTemplates, backend
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from crm.store import create_engine, upgrade_schema
+from crm.storage.store import create_engine, upgrade_schema
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
 

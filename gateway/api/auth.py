@@ -2,7 +2,7 @@
 revoked one, 403 with one we never issued.
 
 A revoked token is 401, not 403: its holder was let in before and must now get a new one
-(CONTRACT.md, Trust). Each request looks its token up afresh (`crm.tokens`), so a revocation holds
+(CONTRACT.md, Trust). Each request looks its token up afresh (`crm.services.tokens`), so a revocation holds
 at once, in every process.
 """
 
@@ -13,7 +13,7 @@ from ipaddress import ip_address
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from crm.tokens import token_holder
+from crm.services.tokens import token_holder
 from gateway.http import error_response
 from gateway.keys import STORE
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm.cards import build_card, build_cards
-from crm.clients import ClientDraft
-from crm.errors import InvalidInput, InvalidPhone, NotFound
-from crm.merge import merge_clients
-from crm.phones import parse_phone
+from crm.domain.errors import InvalidInput, InvalidPhone, NotFound
+from crm.domain.phones import parse_phone
+from crm.services.cards import build_card, build_cards
+from crm.services.clients import ClientDraft
+from crm.services.merge import merge_clients
 from gateway.api import render, schemas
 from gateway.http import path_id, query_limit, read_model, reply
 from gateway.keys import CRM, STORE

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from crm import tasks
-from crm.agents import AgentView
-from crm.calls import get_call, list_calls
-from crm.errors import InvalidInput
-from crm.leads import list_leads
+from crm.domain.errors import InvalidInput
+from crm.services import tasks
+from crm.services.agents import AgentView
+from crm.services.calls import get_call, list_calls
+from crm.services.leads import list_leads
 from gateway.api import render, schemas
 from gateway.http import (
     error_response,

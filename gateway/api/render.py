@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from crm.agents import AgentView
-from crm.cards import Card as DomainCard
-from crm.models import Call, Lead, Task
-from crm.phones import time_zone_of
+from crm.domain.models import Call, Lead, Task
+from crm.domain.phones import time_zone_of
+from crm.services.agents import AgentView
+from crm.services.cards import Card as DomainCard
 from gateway.api import schemas
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from crm.paging import MAX_ID
+from crm.domain.paging import MAX_ID
 from gateway.http import plausible_time
 
 # What callers send: an id any record can have (a 26-digit one would overflow the database's

@@ -34,13 +34,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm import outbox
-from crm.call_flow import CallFlow
-from crm.clock import Clock
-from crm.models import Call, CallLeg
-from crm.outbox import Delivery
-from crm.outbox_worker import AfterCommit, Failed, OutboxWorker, Outcome, Retry, Sent, Skipped
-from crm.store import Store
+from crm.delivery import outbox
+from crm.delivery.outbox import Delivery
+from crm.delivery.outbox_worker import AfterCommit, Failed, OutboxWorker, Outcome, Retry, Sent, Skipped
+from crm.domain.clock import Clock
+from crm.domain.models import Call, CallLeg
+from crm.services.call_flow import CallFlow
+from crm.storage.store import Store
 from telephony.twilio import twiml
 from telephony.twilio.parse import PROVIDER
 from telephony.twilio.rest import TwilioRejected, TwilioRest, TwilioUnavailable
@@ -50,7 +50,7 @@ MAX_ATTEMPTS = 5
 CLOCK_SKEW = timedelta(seconds=60)
 # In the outbox message: when this dialer first asked Twilio to place the call (ISO 8601).
 PLACING = "placing_since"
-# `crm.call_flow.CallFlow.place_outbound` names a call so until the provider names it.
+# `crm.services.call_flow.CallFlow.place_outbound` names a call so until the provider names it.
 UNNAMED = "pending-"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from crm.call_events import CallEnded, CallStarted, DialEnded, RecordingReady
+from crm.domain.call_events import CallEnded, CallStarted, DialEnded, RecordingReady
 
 PROVIDER = "twilio"
 
@@ -23,7 +23,7 @@ DIAL_OUTCOME = {
 # What the call log keeps of a parameter; Twilio's own values are far shorter (a CallSid has 34
 # characters, a number at most 16, a SIP address seldom 40), so a longer one is not Twilio's.
 MAX_SID = 64  # calls.provider_call_id, call_legs.leg_id
-MAX_NUMBER = 64  # calls.from_number, calls.to_number: as long as crm.phones.MAX_SPELLING
+MAX_NUMBER = 64  # calls.from_number, calls.to_number: as long as crm.domain.phones.MAX_SPELLING
 MAX_URL = 500  # calls.recording_url
 MAX_SECONDS = 2**31 - 1  # durations are INTEGER columns
 

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from crm.deals import open_deal
-from crm.errors import Conflict, InvalidInput, NotFound
-from crm.handover import hand_over
-from crm.models import Agent, Call, Client, Deal, Task
+from crm.domain.errors import Conflict, InvalidInput, NotFound
+from crm.domain.models import Agent, Call, Client, Deal, Task
+from crm.services.deals import open_deal
+from crm.services.handover import hand_over
 from tests.bots.conftest import SECRET
 from tests.processes import cli_env, run_cli
 from tests.telephony.conftest import Phones

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from crm.tokens import create_token
+from crm.services.tokens import create_token
 from gateway.app import create_app
 from gateway.keys import REMINDERS, TELEGRAM
 from gateway.settings import Settings
@@ -101,7 +101,7 @@ async def test_a_removed_agents_task_cannot_be_moved(phones: Phones, aiohttp_cli
     ).json()
     await http.patch(f"/api/v1/tasks/{task['id']}", json={"done": True}, headers=auth)
     async with phones.store.session() as s:
-        from crm.handover import hand_over
+        from crm.services.handover import hand_over
 
         await hand_over(s, alice.id, bob.id, clock=phones.clock)
     r = await http.patch(f"/api/v1/tasks/{task['id']}", json={"due_at": soon}, headers=auth)
@@ -121,7 +121,7 @@ async def test_reminders_survive_a_restart_and_two_processes_remind_once(
     ada = await phones.client("Ada", "+14155550100", owner=alice)
     await phones.server.close()  # the gateway is down when the task comes due
     async with phones.store.session() as s:
-        from crm.tasks import create_task
+        from crm.services.tasks import create_task
 
         await create_task(
             s,

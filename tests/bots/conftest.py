@@ -10,8 +10,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from crm.clock import ShiftedClock
-from crm.models import Agent
+from crm.domain.clock import ShiftedClock
+from crm.domain.models import Agent
 from gateway.app import create_app
 from gateway.keys import CRM, STORE, TELEGRAM
 from gateway.settings import Settings

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from crm import notices
-from crm.clients import ClientDraft
-from crm.models import Task
+from crm.domain.models import Task
+from crm.services import notices
+from crm.services.clients import ClientDraft
 from gateway.keys import CRM, STORE
 from gateway.settings import Settings
 from tests.bots.conftest import SECRET, AiohttpServer, BotWorld, polling_gateway
@@ -149,7 +149,7 @@ async def test_tasks_list_and_done_button(world: BotWorld) -> None:
     edited = world.bot_api.message(1001, listing.message_id)
     assert [b["text"] for b in edited.buttons] == ["✔️ Done: Send the offer"]
     async with world.store.reading() as s:
-        from crm.tasks import list_tasks
+        from crm.services.tasks import list_tasks
 
         open_tasks = (await list_tasks(s, agent_id=alice.id, open_only=True)).items
     assert [t.title for t in open_tasks] == ["Send the offer"]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from crm import outbox, timeline
-from crm.deals import open_deal
-from crm.models import Call
+from crm.delivery import outbox
+from crm.domain.models import Call
+from crm.services import timeline
+from crm.services.deals import open_deal
 from tests.bots.conftest import BotWorld
 
 
@@ -60,7 +61,7 @@ async def test_the_answering_agent_gets_the_card_and_picks_an_outcome(world: Bot
     async with world.store.reading() as s:
         call = await s.get(Call, call_id)
         assert call is not None and call.outcome == "won"
-        from crm.cards import build_card
+        from crm.services.cards import build_card
 
         after = await build_card(s, ada, now=world.clock.now())
     assert after is not None
@@ -93,7 +94,7 @@ async def test_a_reply_to_the_card_is_a_note_on_the_client_and_the_call(world: B
     async with world.store.reading() as s:
         call = await s.get(Call, call_id)
         assert call is not None and call.notes == "Wants a quote for <3> engines & a manual"
-        from crm.cards import build_card
+        from crm.services.cards import build_card
 
         after = await build_card(s, ada, now=world.clock.now())
     assert after is not None

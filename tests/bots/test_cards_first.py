@@ -9,7 +9,7 @@ import asyncio
 from sqlalchemy import func, select
 
 from bots.limits import SendLimits
-from crm.models import OutboxMessage
+from crm.domain.models import OutboxMessage
 from gateway.keys import TELEGRAM
 from tests.bots.conftest import SECRET
 from tests.fakes.twilio import DEFAULT_ACCOUNT_SID, SimulatedCall, new_sid, silent_mp3

@@ -7,9 +7,9 @@ import asyncio
 
 from sqlalchemy import func, select
 
-from crm.cards import build_card
-from crm.conversations import RELAY_PER_MINUTE
-from crm.models import Client, ClientIdentity, Interaction
+from crm.domain.models import Client, ClientIdentity, Interaction
+from crm.services.cards import build_card
+from crm.services.conversations import RELAY_PER_MINUTE
 from tests.bots.conftest import SECRET, BotWorld
 
 

@@ -9,8 +9,8 @@ import time
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
-from crm import outbox
-from crm.models import OutboxMessage
+from crm.delivery import outbox
+from crm.domain.models import OutboxMessage
 from gateway.app import create_app
 from gateway.keys import TELEGRAM
 from gateway.settings import Settings

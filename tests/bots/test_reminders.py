@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from crm.models import OutboxMessage, Task
+from crm.domain.models import OutboxMessage, Task
 from gateway.keys import REMINDERS
 from tests.bots.conftest import BotWorld
 
@@ -39,7 +39,7 @@ async def test_a_due_task_reminds_its_agent_once_with_the_card(world: BotWorld) 
     await world.press(1001, reminder, "✔️ Done: Call Ada back")
     await world.bot_api.next_call("answerCallbackQuery")
     async with world.store.reading() as s:
-        from crm.tasks import list_tasks
+        from crm.services.tasks import list_tasks
 
         assert (await list_tasks(s, agent_id=alice.id, open_only=True)).items == []
 
@@ -91,7 +91,7 @@ async def test_a_task_done_before_its_reminder_goes_out_is_skipped(world: BotWor
                 break
         await asyncio.sleep(0.05)
     async with world.store.session() as s:
-        from crm.tasks import complete_task
+        from crm.services.tasks import complete_task
 
         await complete_task(s, task_id, clock=world.clock)
     # A try already under way when the task was done had read it as open: Telegram is back only

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from crm.models import Call, Client, ClientIdentity, ClientPhone, Interaction, Task
+from crm.domain.models import Call, Client, ClientIdentity, ClientPhone, Interaction, Task
 from gateway.keys import CRM, STORE
 from gateway.settings import Settings
 from tests.bots.conftest import SECRET, AiohttpServer, BotWorld, polling_gateway
@@ -126,7 +126,7 @@ async def test_a_note_on_another_agents_call_is_refused(world: BotWorld) -> None
     # to it must not write on the call.
     hello = await world.say(3003, "/help")
     async with world.store.session() as s:
-        from crm import sent_messages
+        from crm.services import sent_messages
 
         await sent_messages.remember(
             s,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from crm import applied_updates
-from crm.clock import FrozenClock
-from crm.store import Store
+from crm.domain.clock import FrozenClock
+from crm.services import applied_updates
+from crm.storage.store import Store
 
 
 async def test_an_update_is_taken_once_unless_its_handling_failed(store: Store, clock: FrozenClock) -> None:

@@ -7,11 +7,11 @@ import asyncio
 import pytest
 from sqlalchemy import func, select
 
-from crm.clients import ClientDraft
-from crm.errors import Conflict, InvalidInput
-from crm.models import Client, ClientPhone
+from crm.domain.errors import Conflict, InvalidInput
+from crm.domain.models import Client, ClientPhone
 from crm.service import Crm
-from crm.store import Store
+from crm.services.clients import ClientDraft
+from crm.storage.store import Store
 
 
 async def test_a_caller_is_found_by_any_spelling_of_their_number(store: Store, crm: Crm) -> None:

@@ -12,14 +12,14 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from crm import csv_import
-from crm.clients import ClientDraft
-from crm.clock import FrozenClock
-from crm.csv_export import COLUMNS, escape_cell, export_clients, unescape_cell
-from crm.csv_import import CsvFormatError, ImportReport, LineError, import_clients
-from crm.models import Agent, Client, ClientEmail, ClientPhone
+from crm.domain.clock import FrozenClock
+from crm.domain.models import Agent, Client, ClientEmail, ClientPhone
+from crm.files import csv_import
+from crm.files.csv_export import COLUMNS, escape_cell, export_clients, unescape_cell
+from crm.files.csv_import import CsvFormatError, ImportReport, LineError, import_clients
 from crm.service import Crm
-from crm.store import Store
+from crm.services.clients import ClientDraft
+from crm.storage.store import Store
 from tests.databases import PostgresTemplates, SqliteTemplates
 
 

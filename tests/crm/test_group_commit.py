@@ -1,4 +1,4 @@
-"""Group commit (`crm.group_commit`, used by `crm.inbound_calls`): concurrent calls share one
+"""Group commit (`crm.storage.group_commit`, used by `crm.services.inbound_calls`): concurrent calls share one
 transaction, each gets its own result once committed, and one that cannot be written fails alone."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from crm.call_events import CallStarted
-from crm.call_flow import RingPlan
-from crm.inbound_calls import InboundCalls
-from crm.models import Call, Client
+from crm.domain.call_events import CallStarted
+from crm.domain.models import Call, Client
 from crm.service import Crm
-from crm.store import Store
+from crm.services.call_flow import RingPlan
+from crm.services.inbound_calls import InboundCalls
+from crm.storage.store import Store
 
 AT = datetime(2026, 3, 2, 15, 30, tzinfo=UTC)
 

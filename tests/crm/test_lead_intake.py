@@ -9,10 +9,10 @@ import asyncio
 
 from sqlalchemy import func, select
 
-from crm.intake import LeadDraft, Receipt
-from crm.models import Client, ClientEmail, ClientPhone, Lead
+from crm.domain.models import Client, ClientEmail, ClientPhone, Lead
 from crm.service import Crm
-from crm.store import Store
+from crm.services.intake import LeadDraft, Receipt
+from crm.storage.store import Store
 
 
 async def test_two_processes_taking_leads_of_one_new_person_make_one_client(

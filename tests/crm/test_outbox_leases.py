@@ -13,10 +13,10 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
-from crm import outbox
-from crm.clock import FrozenClock
-from crm.models import OutboxMessage
-from crm.store import Store
+from crm.delivery import outbox
+from crm.domain.clock import FrozenClock
+from crm.domain.models import OutboxMessage
+from crm.storage.store import Store
 from gateway.app import create_app
 from gateway.keys import TELEGRAM
 from gateway.settings import Settings

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from crm.errors import InvalidPhone
-from crm.phones import is_anonymous, local_time, normalize, parse_phone, region_of
+from crm.domain.errors import InvalidPhone
+from crm.domain.phones import is_anonymous, local_time, normalize, parse_phone, region_of
 
 SAME_NUMBER = {
     "US": (

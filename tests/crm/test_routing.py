@@ -9,11 +9,11 @@ from collections import Counter
 import pytest
 from sqlalchemy import select
 
-from crm.clients import Caller
-from crm.models import Agent, Client
-from crm.routing import Router, RoutingFileError, parse_rules
+from crm.domain.models import Agent, Client
 from crm.service import Crm
-from crm.store import Store
+from crm.services.clients import Caller
+from crm.services.routing import Router, RoutingFileError, parse_rules
+from crm.storage.store import Store
 
 RULES = """
 [[rule]]

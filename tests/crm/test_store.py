@@ -10,14 +10,14 @@ from collections.abc import Awaitable, Callable
 import pytest
 from sqlalchemy import make_url, select, text
 
-from crm.store import Store
+from crm.storage.store import Store
 from tests.databases import backend
 
 
 async def test_the_schema_is_at_the_newest_migration(store: Store) -> None:
     from alembic.script import ScriptDirectory
 
-    from crm.store import alembic_config
+    from crm.storage.store import alembic_config
 
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     async with store.reading() as s:
@@ -44,7 +44,7 @@ async def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout(stor
             sync = (await s.execute(text("PRAGMA synchronous"))).scalar_one()
         assert (mode, fks, sync) == ("wal", 1, 1)
         # Writers run on the event loop's thread and wait for a lock with asyncio sleeps
-        # (crm.sqlite_inline), not inside SQLite; readers keep SQLite's own busy timeout.
+        # (crm.storage.sqlite_inline), not inside SQLite; readers keep SQLite's own busy timeout.
         assert timeout == 0 if unit == store.session else timeout >= 5000
 
 
@@ -82,8 +82,8 @@ async def test_a_writer_waits_for_another_process_lock_without_stopping_the_loop
 
 
 async def test_a_failed_unit_of_work_leaves_nothing_behind(store: Store) -> None:
-    from crm.clients import ClientDraft
     from crm.service import Crm
+    from crm.services.clients import ClientDraft
 
     crm = Crm()
 
@@ -101,9 +101,9 @@ async def test_a_failed_unit_of_work_leaves_nothing_behind(store: Store) -> None
 async def test_work_written_together_commits_all_but_the_one_that_fails(store: Store) -> None:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from crm.clients import ClientDraft
-    from crm.models import Client
+    from crm.domain.models import Client
     from crm.service import Crm
+    from crm.services.clients import ClientDraft
 
     crm = Crm()
 

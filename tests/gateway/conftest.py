@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from crm.clock import FrozenClock
-from crm.tokens import create_token
+from crm.domain.clock import FrozenClock
+from crm.services.tokens import create_token
 from gateway.app import create_app
 from gateway.keys import STORE
 from gateway.settings import Settings

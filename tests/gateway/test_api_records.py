@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from crm.clock import FrozenClock
-from crm.models import Call, Lead, Task
+from crm.domain.clock import FrozenClock
+from crm.domain.models import Call, Lead, Task
 from crm.service import Crm
-from crm.store import Store
+from crm.storage.store import Store
 from tests.gateway.conftest import Api
 
 

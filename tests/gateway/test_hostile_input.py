@@ -9,9 +9,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from crm.clock import FrozenClock
+from crm.domain.clock import FrozenClock
 from crm.service import Crm
-from crm.store import Store
+from crm.storage.store import Store
 from tests.gateway.conftest import Api
 from tests.gateway.raw_http import raw_request
 

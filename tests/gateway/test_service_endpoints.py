@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, make_mocked_request
 
-from crm.clock import FrozenClock
-from crm.tokens import create_token, revoke_token
+from crm.domain.clock import FrozenClock
+from crm.services.tokens import create_token, revoke_token
 from gateway.api.auth import from_this_machine
 from gateway.app import create_app
 from gateway.keys import STORE

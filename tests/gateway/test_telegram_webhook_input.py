@@ -8,7 +8,7 @@ import json
 import aiohttp
 from sqlalchemy import func, select
 
-from crm.models import Client
+from crm.domain.models import Client
 from tests.bots.conftest import SECRET, BotWorld, bot_api, bot_settings, clock, world  # noqa: F401  # fixtures
 from tests.gateway.raw_http import raw_request
 

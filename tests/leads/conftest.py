@@ -14,10 +14,10 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from crm.clock import ShiftedClock
-from crm.models import Agent, Client, Lead, OutboxMessage
+from crm.domain.clock import ShiftedClock
+from crm.domain.models import Agent, Client, Lead, OutboxMessage
 from crm.service import Crm
-from crm.store import Store
+from crm.storage.store import Store
 from gateway.app import create_app
 from gateway.keys import CRM, MAIL, STORE, TELEGRAM
 from gateway.settings import Settings
@@ -114,7 +114,7 @@ class Site:
                 assert email is not None
                 match = await self.crm.clients.find_or_create_by_email(s, email, name=name)
             if phone is not None and email is not None:
-                from crm.clients import ClientDraft
+                from crm.services.clients import ClientDraft
 
                 await self.crm.clients.update(s, match.client_id, ClientDraft(emails=[email]))
             if owner is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from crm.models import ClientEmail, ClientPhone, Deal, Interaction, Stage
+from crm.domain.models import ClientEmail, ClientPhone, Deal, Interaction, Stage
 from tests.leads.conftest import Site
 
 

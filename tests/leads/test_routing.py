@@ -12,9 +12,9 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
-from crm.models import Agent, Deal
+from crm.domain.models import Agent, Deal
 from crm.service import Crm
-from crm.store import Store
+from crm.storage.store import Store
 from gateway.app import create_app
 from gateway.settings import Settings, SettingsError
 from tests.leads.conftest import OpenSite, Site, routing_file

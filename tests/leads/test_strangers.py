@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from crm.models import ClientEmail, ClientPhone, Interaction
-from crm.tokens import create_token
+from crm.domain.models import ClientEmail, ClientPhone, Interaction
+from crm.services.tokens import create_token
 from tests.bots.conftest import SECRET
 from tests.leads.conftest import Site
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
-from crm.clock import ShiftedClock
-from crm.models import Agent, Call
+from crm.domain.clock import ShiftedClock
+from crm.domain.models import Agent, Call
 from gateway.app import create_app
 from gateway.keys import CRM, STORE, SWEEPER, TELEGRAM
 from gateway.settings import Settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from crm.models import Interaction, OutboxMessage, Task
+from crm.domain.models import Interaction, OutboxMessage, Task
 from tests.telephony.conftest import Phones
 
 

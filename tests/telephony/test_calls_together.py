@@ -1,4 +1,4 @@
-"""Calls that arrive at the same moment share a group commit (`crm.group_commit`): each is still
+"""Calls that arrive at the same moment share a group commit (`crm.storage.group_commit`): each is still
 logged once, rung by its own plan, and answered only after it is stored."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import re
 import aiohttp
 from sqlalchemy import func, select
 
-from crm.models import Call, CallLeg, Client, ClientPhone
+from crm.domain.models import Call, CallLeg, Client, ClientPhone
 from tests.telephony.conftest import Phones
 
 

@@ -12,11 +12,11 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from yarl import URL
 
-from crm import outbox
-from crm.models import Call, OutboxMessage
-from crm.outbox import Delivery
-from crm.outbox_worker import Retry, Sent
-from crm.tokens import create_token
+from crm.delivery import outbox
+from crm.delivery.outbox import Delivery
+from crm.delivery.outbox_worker import Retry, Sent
+from crm.domain.models import Call, OutboxMessage
+from crm.services.tokens import create_token
 from gateway.keys import SETTINGS
 from telephony.twilio.dialer import TwilioDialer
 from telephony.twilio.parse import PROVIDER
@@ -66,7 +66,7 @@ async def test_the_api_rings_the_agent_then_the_client(phones: Phones, aiohttp_c
         placed["sid"],
     )
     async with phones.store.reading() as s:
-        from crm.models import Client
+        from crm.domain.models import Client
 
         client = await s.get(Client, ada)
     assert client is not None and client.owner_id == alice.id
@@ -139,7 +139,7 @@ async def test_bad_click_to_call_requests_get_field_errors(phones: Phones, aioht
     alice = await phones.agent("Alice", "+14155550001", chat_id=1001)
     http, auth = await _api(phones, aiohttp_client)
     async with phones.store.session() as s:
-        from crm.clients import ClientDraft
+        from crm.services.clients import ClientDraft
 
         no_phone = await phones.crm.clients.create(s, ClientDraft(name="No Phone", emails=["np@example.com"]))
     r = await http.post("/api/v1/calls", json={"client_id": no_phone, "agent_id": alice.id}, headers=auth)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from crm.models import Call, Client, Task
+from crm.domain.models import Call, Client, Task
 from tests.telephony.conftest import Phones
 
 
@@ -154,7 +154,7 @@ async def test_the_call_log_shows_in_the_api_and_on_the_card(phones: Phones) -> 
     call = await phones.twilio.inbound(from_="+14155550100")
     await call.answer(by="+14155550001", talk_seconds=130)
     async with phones.store.reading() as s:
-        from crm.cards import build_card
+        from crm.services.cards import build_card
 
         card = await build_card(s, ada, now=phones.clock.now())
     assert card is not None

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 import aiohttp
 from sqlalchemy import func, select
 
-from crm.models import Call, Client
+from crm.domain.models import Call, Client
 from gateway.app import create_app
 from gateway.settings import Settings
 from tests.fakes.twilio import TwilioSimulator

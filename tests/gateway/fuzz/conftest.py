@@ -10,10 +10,10 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
-from crm import tasks
-from crm.clock import ShiftedClock
-from crm.models import Call
-from crm.tokens import create_token
+from crm.domain.clock import ShiftedClock
+from crm.domain.models import Call
+from crm.services import tasks
+from crm.services.tokens import create_token
 from gateway.app import create_app
 from gateway.keys import CRM, STORE, TELEGRAM
 from gateway.settings import Settings
