@@ -12,6 +12,10 @@ rows by key (`Store.looking_up`). The one wait
 that could be long, for another process's write lock, is not spent inside SQLite: the connection
 has no busy timeout, and `BEGIN` retries with `asyncio.sleep` until `busy_timeout_s` has passed.
 Inside a transaction begun `IMMEDIATE`, in WAL mode, no statement waits for a lock.
+
+SQLAlchemy's aiosqlite adapter reads private attributes of the connection it is given (`_conn`,
+`_tx`, `_connection`), so this stand-in has them too. tests/crm/test_sqlite_inline.py reads the
+adapter's source and fails, naming the attribute, when a new SQLAlchemy asks for one more.
 """
 
 from __future__ import annotations
