@@ -15,6 +15,7 @@ from typing import Any
 
 CLI = [sys.executable, "-m", "gateway.cli"]
 ROOT = Path(__file__).parents[1]
+START_DEADLINE_S = 90
 
 
 def cli_env(db_url: str) -> dict[str, str]:
@@ -52,8 +53,11 @@ def serve_until_healthy(env: dict[str, str], cwd: Path) -> tuple[Any, str, int]:
         text=True,
     )
     body = None
+    # Asked until it answers or the process ends; the deadline only bounds a hang (a loaded
+    # machine can take several seconds to import the gateway).
+    deadline = time.monotonic() + START_DEADLINE_S
     try:
-        for _ in range(100):
+        while proc.poll() is None and time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
                     body = json.loads(r.read())
