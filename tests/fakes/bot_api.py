@@ -209,6 +209,7 @@ class ApiCall:
     status: int = 0
     description: str | None = None
     via_webhook_reply: bool = False
+    at: float = field(default_factory=time.monotonic)  # when it arrived (``time.monotonic()``)
 
 
 class BotApiError(Exception):
