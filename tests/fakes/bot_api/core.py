@@ -26,6 +26,7 @@ from tests.fakes.bot_api.model import (
     PAID_PER_SECOND,
     ApiCall,
     BotApiError,
+    Json,
     SentFile,
     SentMessage,
     _bad,
@@ -34,8 +35,6 @@ from tests.fakes.bot_api.model import (
     _Failure,
     _too_many,
 )
-
-Json = dict[str, Any]
 
 
 class Core:

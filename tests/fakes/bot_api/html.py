@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
-from tests.fakes.bot_api.model import BotApiError, _bad
-
-Json = dict[str, Any]
+from tests.fakes.bot_api.model import BotApiError, Json, _bad
 
 
 def _utf16_len(text: str) -> int:

@@ -7,9 +7,7 @@ import re
 from typing import Any
 
 from tests.fakes.bot_api.html import _byte_offset, _entity, _Open, _Text, _utf16_len, parse_html
-from tests.fakes.bot_api.model import _BUTTON_KINDS, MAX_CALLBACK_DATA, BotApiError, _bad
-
-Json = dict[str, Any]
+from tests.fakes.bot_api.model import _BUTTON_KINDS, MAX_CALLBACK_DATA, BotApiError, Json, _bad
 
 _MDV2_RESERVED = frozenset("_*[]()~`>#+-=|{}.!")
 _MDV2_NAMES = {

@@ -17,12 +17,11 @@ from tests.fakes.bot_api.model import (
     MAX_UPLOAD,
     NOT_MODIFIED,
     BotApiError,
+    Json,
     SentFile,
     SentMessage,
     _bad,
 )
-
-Json = dict[str, Any]
 
 
 class Methods(Core):

@@ -9,10 +9,8 @@ from typing import Any, Self
 from aiohttp import web
 
 from tests.fakes.bot_api.methods import Methods
-from tests.fakes.bot_api.model import _RETRY_AFTER, MAX_UPLOAD, BotApiError, SentMessage, _Failure
+from tests.fakes.bot_api.model import _RETRY_AFTER, MAX_UPLOAD, BotApiError, Json, SentMessage, _Failure
 from tests.fakes.bot_api.updates import Updates
-
-Json = dict[str, Any]
 
 
 class BotApiServer(Methods, Updates):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 import aiohttp
 
@@ -16,13 +15,12 @@ from tests.fakes.bot_api.model import (
     _BOT_COMMAND,
     _SECRET_TOKEN,
     BotApiError,
+    Json,
     SentFile,
     SentMessage,
     _bad,
     _Described,
 )
-
-Json = dict[str, Any]
 
 
 class Updates(Core):
