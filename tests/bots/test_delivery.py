@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import itertools
-import time
 
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
@@ -41,15 +41,33 @@ async def _statuses(world: BotWorld) -> dict[str, int]:
     return {status: rows.count(status) for status in set(rows)}
 
 
+async def _tried_in_vain(world: BotWorld, timeout: float = 10.0) -> None:
+    """Wait until the sender has tried the first message and recorded its failure to arrive."""
+    async with asyncio.timeout(timeout):
+        while True:
+            async with world.store.reading() as s:
+                first = (await s.execute(select(OutboxMessage).order_by(OutboxMessage.id))).scalars().first()
+            if first is not None and first.attempts >= 1 and first.last_error and first.locked_until is None:
+                return
+            await asyncio.sleep(0.02)
+
+
+def _busiest_second(arrivals: list[float]) -> int:
+    """The most of `arrivals` (sorted) that fall within any one second."""
+    return max((bisect.bisect_left(arrivals, t + 1.0) - i for i, t in enumerate(arrivals)), default=0)
+
+
 async def test_a_429_is_waited_out_and_order_is_kept(world: BotWorld) -> None:
     alice = await world.bound_agent("Alice", "+14155550001", chat_id=1001)
     world.bot_api.fail_next(
         "sendMessage", 1, status=429, description="Too Many Requests: retry after 1", retry_after=1
     )
-    started = time.monotonic()
     await _notify(world, alice.id, "one", "two", "three")
     assert await _received(world.bot_api, 1001, 3) == ["one", "two", "three"]
-    assert time.monotonic() - started >= 0.9
+    one = [c for c in world.bot_api.history if c.method == "sendMessage" and c.params.get("text") == "one"]
+    refused, retried = one
+    assert (refused.status, retried.status) == (429, 200)
+    assert retried.at - refused.at >= 1.0  # the retry came once the "retry after 1" was over
     await world.bot_api.no_message(1001, within=0.3)
     assert await _statuses(world) == {"sent": 3}
 
@@ -69,7 +87,7 @@ async def test_a_server_that_is_down_for_a_while_loses_nothing(world: BotWorld) 
     alice = await world.bound_agent("Alice", "+14155550001", chat_id=1001)
     await world.bot_api.stop()
     await _notify(world, alice.id, *[f"message {i}" for i in range(5)])
-    await asyncio.sleep(0.6)
+    await _tried_in_vain(world)
     assert await _statuses(world) == {"pending": 5}
     await world.bot_api.start()
     assert await _received(world.bot_api, 1001, 5) == [f"message {i}" for i in range(5)]
@@ -115,7 +133,7 @@ async def test_a_gateway_restart_in_between_delivers_each_message_once_in_order(
     alice = await world.bound_agent("Alice", "+14155550001", chat_id=1001)
     await world.bot_api.stop()
     await _notify(world, alice.id, *[f"queued {i}" for i in range(4)])
-    await asyncio.sleep(0.3)
+    await _tried_in_vain(world)
     await world.server.close()  # the gateway stops while Telegram is unreachable
     await _notify(world, alice.id, "written while stopped")
     await world.bot_api.start()
@@ -153,7 +171,6 @@ async def test_sending_keeps_telegrams_limits(
                 agent = await crm.agents.add(s, f"Agent {i}", phone=f"+1415555{1000 + i}")
                 await crm.agents.bind_chat(s, agent.invite_code or "", chat_id=5000 + i, user_id=5000 + i)
                 agents.append(agent)
-        started = time.monotonic()
         async with store.session() as s:
             for i, agent in enumerate(agents):
                 count = 3 if i == 0 else 1
@@ -169,10 +186,9 @@ async def test_sending_keeps_telegrams_limits(
         for i in range(40):
             for n in range(3 if i == 0 else 1):
                 assert (await strict.next_message(5000 + i, timeout=15)).text == f"{i}/{n}"
-        elapsed = time.monotonic() - started
-        refused = [c for c in strict.history if c.method == "sendMessage" and c.status == 429]
-        assert refused == []
-        assert elapsed >= 1.0  # 42 messages cannot go out in under a second at 30/s
+        sends = [c for c in strict.history if c.method == "sendMessage"]
+        assert [c for c in sends if c.status == 429] == []
+        assert _busiest_second(sorted(c.at for c in sends)) <= 30  # never more than 30 in a second
         times = strict.send_times(5000)
         assert all(b - a >= 0.95 for a, b in itertools.pairwise(times))
 

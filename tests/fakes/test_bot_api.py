@@ -253,20 +253,17 @@ async def test_get_updates_returns_pushed_updates_and_honours_offset(api: BotApi
 
 
 async def test_get_updates_long_polls(api: BotApiServer, bot: Bot) -> None:
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    assert await bot.get_updates(timeout=1) == []
-    assert loop.time() - started >= 0.9
+    empty = asyncio.create_task(bot.get_updates(timeout=2))
+    await api.next_call("getUpdates")
+    await bot.get_me()  # the server answers other calls meanwhile
+    assert not empty.done()  # while the poll is held
+    assert await asyncio.wait_for(empty, 10) == []  # until its timeout, with nothing
 
-    async def push_later() -> None:
-        await asyncio.sleep(0.1)
-        api.push_update(api.user_message(chat_id=CHAT, text="hi"))
-
-    pusher = asyncio.create_task(push_later())
-    started = loop.time()
-    updates = await bot.get_updates(timeout=5)
-    await pusher
-    assert len(updates) == 1 and loop.time() - started < 2
+    waiting = asyncio.create_task(bot.get_updates(timeout=30))
+    await api.next_call("getUpdates")
+    api.push_update(api.user_message(chat_id=CHAT, text="hi"))
+    updates = await asyncio.wait_for(waiting, 10)  # answered by the update, long before its 30 s
+    assert [u.message.text for u in updates if u.message] == ["hi"]
 
 
 async def test_second_poller_terminates_the_first(api: BotApiServer, bot: Bot) -> None:
