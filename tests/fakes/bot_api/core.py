@@ -35,9 +35,10 @@ from tests.fakes.bot_api.model import (
     _Failure,
     _too_many,
 )
+from tests.fakes.loopback import LoopbackServer
 
 
-class Core:
+class Core(LoopbackServer):
     """The server's state, its HTTP handling (one request, one method call) and the helpers all
     methods share; the methods, updates and test-facing parts are mixed in on top of it."""
 
@@ -70,8 +71,7 @@ class Core:
         self.webhook: Json | None = None
         self.allowed_updates: list[str] | None = None
         self.history: list[ApiCall] = []
-        self._port = port
-        self._runner: web.AppRunner | None = None
+        super().__init__(port)
         self._stopping = False
         self._changes = _Changes()
         self._chats: dict[int, list[SentMessage]] = defaultdict(list)

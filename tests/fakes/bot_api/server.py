@@ -4,9 +4,7 @@ the next calls fail."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, Self
-
-from aiohttp import web
+from typing import Any
 
 from tests.fakes.bot_api.methods import Methods
 from tests.fakes.bot_api.model import _RETRY_AFTER, MAX_UPLOAD, BotApiError, Json, SentMessage, _Failure
@@ -18,51 +16,17 @@ class BotApiServer(Methods, Updates):
 
     # ---------------------------------------------------------------------------------------- lifecycle
 
-    @property
-    def url(self) -> str:
-        """Base URL for ``TelegramAPIServer.from_base`` / ``CRM_TELEGRAM_API_URL``."""
-        if not self._port:
-            raise RuntimeError("BotApiServer was never started")
-        return f"http://127.0.0.1:{self._port}"
-
-    @property
-    def port(self) -> int:
-        """The TCP port (0 before the first start)."""
-        return self._port
+    _client_max_size = MAX_UPLOAD + 1024 * 1024
 
     async def start(self) -> None:
         """Listen on 127.0.0.1 (a free port the first time, the same port after a stop)."""
-        if self._runner is not None:
-            return
         self._stopping = False
-        app = web.Application(client_max_size=MAX_UPLOAD + 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", self._port)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._port = site.port
-        self._runner = runner
+        await super().start()
 
-    async def stop(self) -> None:
-        """Stop listening (pending long polls are answered first); all recorded state is kept."""
-        if self._runner is None:
-            return
+    def _before_stop(self) -> None:
+        """Pending long polls are answered first; all recorded state is kept."""
         self._stopping = True
         self._changes.notify()
-        runner, self._runner = self._runner, None
-        await runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # ----------------------------------------------------------------------------------------- messages
 

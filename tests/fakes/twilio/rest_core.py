@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from aiohttp import web
-
+from tests.fakes.loopback import LoopbackServer
 from tests.fakes.twilio.model import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, Json, Params
 
 
@@ -28,7 +27,7 @@ class _ForcedFailure:
     remaining: int
 
 
-class RestCore:
+class RestCore(LoopbackServer):
     """What api.twilio.com keeps: created calls and their resources, listings, recordings, forced failures."""
 
     def __init__(
@@ -46,16 +45,5 @@ class RestCore:
         self._resources: dict[str, Json] = {}
         self._failures: list[_ForcedFailure] = []
         self._cursor = 0
-        self._port = port
-        self._runner: web.AppRunner | None = None
+        super().__init__(port)
         self._changed = asyncio.Event()
-
-    @property
-    def url(self) -> str:
-        if not self._port:
-            raise RuntimeError("TwilioRestServer was never started")
-        return f"http://127.0.0.1:{self._port}"
-
-    @property
-    def port(self) -> int:
-        return self._port

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import secrets
 from collections.abc import AsyncIterator
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
 
@@ -23,37 +23,6 @@ class TwilioRestServer(CallsResource, RecordingMedia):
     kept in :attr:`calls` as its form parameters (``StatusCallbackEvent`` as a list) plus ``sid`` (``None``
     when it was refused) and ``http_status``; every listing in :attr:`listings` as its query parameters.
     """
-
-    async def start(self) -> None:
-        """Listen on 127.0.0.1 (a free port the first time, the same port after a stop)."""
-        if self._runner is not None:
-            return
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", self._port)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._port = site.port
-        self._runner = runner
-
-    async def stop(self) -> None:
-        """Stop listening; everything recorded is kept."""
-        if self._runner is None:
-            return
-        runner, self._runner = self._runner, None
-        await runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # ---------------------------------------------------------------------------------- serving
 
