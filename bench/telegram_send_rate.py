@@ -17,6 +17,7 @@ from pathlib import Path
 
 from crm.delivery import outbox
 from crm.service import Crm
+from crm.services import notices
 from crm.storage.store import Store
 from gateway.app import create_app
 from gateway.keys import CRM, STORE
@@ -59,7 +60,7 @@ async def run(chats: int, per_chat: int) -> None:
                         for agent_id in agents:
                             await outbox.enqueue(
                                 s,
-                                "telegram",
+                                notices.CHANNEL,
                                 "text",
                                 {"agent_id": agent_id, "text": f"m{n}"},
                                 queue=f"agent:{agent_id}",

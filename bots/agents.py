@@ -24,14 +24,13 @@ from crm.domain.errors import CrmError
 from crm.domain.models import Agent, Client, Lead
 from crm.domain.paging import parse_id
 from crm.service import Crm
-from crm.services import calls, handover, lead_details, sent_messages, tasks
+from crm.services import calls, handover, lead_details, notices, sent_messages, tasks
 from crm.services.agents import BindingRefused
 from crm.services.cards import build_card, build_cards
 from crm.services.notes import add_note
 
 FIND_LIMIT = 5
 TASKS_LIMIT = 20
-CHANNEL = "telegram"
 
 COMMANDS = [
     BotCommand(command="find", description="find a client by name, phone or e-mail"),
@@ -118,7 +117,7 @@ async def on_find(
         async with uow.write() as s:
             await sent_messages.remember(
                 s,
-                CHANNEL,
+                notices.CHANNEL,
                 str(sent.chat.id),
                 str(sent.message_id),
                 "card",
@@ -270,7 +269,7 @@ async def on_agents(message: Message, agent: Agent, uow: UnitOfWork, crm: Crm) -
     lines = ["<b>The team</b>"]
     for a in team:
         duty = "🟢 on duty" if a.on_duty else "⚪️ off duty"
-        bound = "" if a.telegram_chat_id else " · not in the bot yet"
+        bound = "" if a.chat_id else " · not in the bot yet"
         lines.append(f"{a.id}. {cut(a.name, 60)} ({a.role}) — {duty}{bound}")
     await message.answer("\n".join(lines))
 
@@ -346,7 +345,7 @@ async def on_reply(message: Message, agent: Agent, uow: UnitOfWork, crm: Crm) ->
     text = message.text or ""
     answer = "I can't tell which client that is about. Reply to a client card to add a note."
     async with uow.write() as s:
-        about = await sent_messages.about(s, CHANNEL, str(message.chat.id), str(replied.message_id))
+        about = await sent_messages.about(s, notices.CHANNEL, str(message.chat.id), str(replied.message_id))
         client = await s.get(Client, about.client_id) if about is not None and about.client_id else None
         if about is not None and client is not None:
             if about.kind == "client_message":

@@ -7,11 +7,11 @@ from aiogram import F, Router
 from aiogram.filters import CommandStart
 from aiogram.types import KeyboardButton, Message, ReplyKeyboardMarkup, ReplyKeyboardRemove
 
+from bots import MESSENGER
 from bots.context import UnitOfWork
 from crm.domain.errors import CrmError, InvalidPhone
 from crm.service import Crm
 
-CHANNEL = "telegram"
 SHARE = "📱 Share my phone number"
 GREETING = (
     "Hello! Write your question here and one of our team will answer in this chat. "
@@ -61,7 +61,7 @@ async def on_contact(message: Message, uow: UnitOfWork, crm: Crm) -> None:
     try:
         async with uow.write() as s:
             await crm.conversations.shared_phone(
-                s, CHANNEL, account, name=name, phone=contact.phone_number, region=crm.region
+                s, MESSENGER, account, name=name, phone=contact.phone_number, region=crm.region
             )
     except InvalidPhone:
         await message.answer("Sorry, I could not read that number.", reply_markup=ReplyKeyboardRemove())
@@ -74,7 +74,7 @@ async def on_text(message: Message, uow: UnitOfWork, crm: Crm) -> None:
     try:
         async with uow.write() as s:
             incoming = await crm.conversations.incoming(
-                s, CHANNEL, account, name=name, text=message.text or "", handle=handle
+                s, MESSENGER, account, name=name, text=message.text or "", handle=handle
             )
     except CrmError:
         await message.answer("Sorry, your message could not be taken; please try again.")

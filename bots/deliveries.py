@@ -1,4 +1,4 @@
-"""Outbox messages of the `telegram` channel → what to send to which chat.
+"""Outbox messages of the chat's channel (`crm.services.notices.CHANNEL`) → what to send to which chat.
 
 The domain enqueues facts (`{"agent_id": 3, "client_id": 8, "call_id": 12}`); the card is rendered
 here at delivery time, from the store as it is then, so a card that waited out an outage is
@@ -93,9 +93,9 @@ async def agent_chat(s: AsyncSession, agent_id: int) -> tuple[Agent, int]:
     agent = await s.get(Agent, agent_id)
     if agent is None or agent.removed_at is not None:
         raise Undeliverable(f"agent {agent_id} has left")
-    if agent.telegram_chat_id is None:
+    if agent.chat_id is None:
         raise Undeliverable(f"agent {agent.id} ({agent.name}) has not bound a Telegram chat")
-    return agent, agent.telegram_chat_id
+    return agent, agent.chat_id
 
 
 @renders("card")

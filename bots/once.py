@@ -11,6 +11,7 @@ from aiogram import BaseMiddleware
 from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.types import TelegramObject, Update
 
+from bots import MESSENGER
 from crm.domain.clock import Clock
 from crm.domain.paging import MAX_ID
 from crm.services import applied_updates
@@ -18,7 +19,6 @@ from crm.storage.store import Store
 
 log = logging.getLogger("bots")
 
-CHANNEL = "telegram"
 FORGET_EVERY = 3600.0  # seconds between purges of old marks
 
 
@@ -43,7 +43,7 @@ class OncePerUpdate(BaseMiddleware):
             return UNHANDLED
         now = self.clock.now()
         async with self.store.session() as s:
-            fresh = await applied_updates.first_time(s, CHANNEL, update_id, now=now)
+            fresh = await applied_updates.first_time(s, MESSENGER, update_id, now=now)
             if now.timestamp() >= self._next_purge:
                 self._next_purge = now.timestamp() + FORGET_EVERY
                 await applied_updates.forget_old(s, now=now)
@@ -54,5 +54,5 @@ class OncePerUpdate(BaseMiddleware):
             return await handler(event, data)
         except BaseException:
             async with self.store.session() as s:
-                await applied_updates.release(s, CHANNEL, update_id)
+                await applied_updates.release(s, MESSENGER, update_id)
             raise

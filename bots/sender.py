@@ -51,12 +51,11 @@ from crm.delivery.outbox import Delivery
 from crm.delivery.outbox_worker import Failed, OutboxWorker, Outcome, Retry, Sent, Skipped
 from crm.domain.errors import NotFound
 from crm.service import Crm
-from crm.services import sent_messages
+from crm.services import notices, sent_messages
 from crm.storage.store import Store
 
 log = logging.getLogger("bots.sender")
 
-CHANNEL = "telegram"
 PERMANENT = (TelegramBadRequest, TelegramForbiddenError, TelegramNotFound, TelegramMigrateToChat)
 MEDIA_PATIENCE = timedelta(minutes=5)  # then the voicemail goes out as a link, rather than never
 
@@ -65,9 +64,9 @@ MediaFetcher = Callable[[str], Awaitable[tuple[str, bytes]]]
 
 
 class TelegramSender(OutboxWorker):
-    """Drains the `telegram` channel of the outbox; one per gateway process."""
+    """Drains the chat's channel of the outbox; one per gateway process."""
 
-    channel = CHANNEL
+    channel = notices.CHANNEL
 
     def __init__(
         self,
@@ -156,7 +155,7 @@ class TelegramSender(OutboxWorker):
 
         async def record(s: AsyncSession) -> None:
             await sent_messages.remember(
-                s, CHANNEL, str(message.chat_id), str(message_id), kind, clock=self.clock, **about
+                s, self.channel, str(message.chat_id), str(message_id), kind, clock=self.clock, **about
             )
 
         return record

@@ -294,13 +294,13 @@ def _agent_list(settings: Settings, _args: argparse.Namespace) -> tuple[dict[str
             "phone": a.phone,
             "role": a.role,
             "on_duty": a.on_duty,
-            "telegram_bound": a.telegram_bound,
+            "telegram_bound": a.chat_bound,
         }
         for a in agents
     ]
     lines = [
         f"{a.id:>4}  {a.name:<24} {a.phone or '-':<16} {a.role:<6} "
-        f"{'on duty' if a.on_duty else 'off':<8} {'bound' if a.telegram_bound else 'not bound'}"
+        f"{'on duty' if a.on_duty else 'off':<8} {'bound' if a.chat_bound else 'not bound'}"
         for a in agents
     ]
     return {"agents": rows}, "\n".join(

@@ -1,6 +1,6 @@
 """The outbox: what must reach the outside is written here in the cause's own transaction.
 
-`crm` never talks to Telegram, mail servers or telephony providers. It enqueues a message for a
+`crm` never talks to messengers, mail servers or telephony providers. It enqueues a message for a
 channel; the adapter that owns the channel claims it, delivers it and marks the outcome. Messages
 of one `queue` (one recipient) go out in order: only the oldest pending message of a queue can be
 claimed, and a claim is a lease, so a crashed sender's message is taken up again when it expires.
@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm.domain.clock import Clock
 from crm.domain.models import OUTBOX, OutboxMessage
 
-CHANNELS = ("telegram", "mail", "telephony")
+CHANNELS = ("chat", "mail", "telephony")  # the chat (`crm.services.notices`), mail, calls to place
 # The channels a session enqueued messages for, so whoever owns the session can wake their
 # senders once it commits (see `crm.storage.store.Store`).
 DIRTY = "crm_outbox_dirty"

@@ -79,8 +79,8 @@ class Agent(Base):
     sip_uri: Mapped[str | None] = mapped_column(String(255))
     client_identity: Mapped[str | None] = mapped_column(String(255))
     on_duty: Mapped[bool] = mapped_column(Boolean, default=True)
-    telegram_chat_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
-    telegram_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)  # the agents' chat, once bound
+    chat_user_id: Mapped[int | None] = mapped_column(BigInteger)
     invite_code: Mapped[str | None] = mapped_column(String(64), unique=True)
     invite_created_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # codes expire (crm.agents)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -131,7 +131,8 @@ class ClientEmail(Base):
 
 
 class ClientIdentity(Base):
-    """A client's account on a messaging channel (`telegram`, user id), for matching messages."""
+    """A client's account on a messenger (the messenger's name, the account's id), for matching
+    their messages to them."""
 
     __tablename__ = "client_identities"
     __table_args__ = (
@@ -284,7 +285,7 @@ class ApiToken(Base):
 
 
 class OutboxMessage(Base):
-    """Something to deliver outside (Telegram, mail, a provider's REST call), written in the
+    """Something to deliver outside (a chat message, mail, a call to place), written in the
     same transaction as its cause and sent by a worker. `queue` keeps one recipient's order."""
 
     __tablename__ = "outbox"

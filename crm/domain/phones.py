@@ -17,8 +17,8 @@ from phonenumbers import timezone as phone_timezone
 
 from crm.domain.errors import InvalidPhone
 
-# Callers who hide their number arrive with one of these instead of digits. Twilio spells the
-# words on a keypad: +266696687 is ANONYMOUS, +7378742833 RESTRICTED, +86282452253 UNAVAILABLE,
+# Callers who hide their number arrive with one of these instead of digits. Some providers spell
+# the words on a keypad: +266696687 is ANONYMOUS, +7378742833 RESTRICTED, +86282452253 UNAVAILABLE,
 # +2562533 BLOCKED.
 ANONYMOUS = frozenset(
     {

@@ -1,6 +1,6 @@
 """Agents: who takes calls and leads, how to reach them, whether they are on duty.
 
-An agent binds their Telegram chat with an invite code (`/start CODE`). A code binds one chat,
+An agent binds their messenger chat with an invite code (`/start CODE`). A code binds one chat,
 and only within `INVITE_LIFETIME` of being made: a code forwarded or found in an old mail later
 cannot take over an agent's notices. `new_invite` makes a fresh code (`crm-gateway agent invite`).
 """
@@ -40,7 +40,7 @@ class AgentView:
     phone: str | None
     role: str
     on_duty: bool
-    telegram_bound: bool
+    chat_bound: bool
     sip_uri: str | None
     client_identity: str | None
 
@@ -52,7 +52,7 @@ class AgentView:
             phone=agent.phone,
             role=agent.role,
             on_duty=agent.on_duty,
-            telegram_bound=agent.telegram_chat_id is not None,
+            chat_bound=agent.chat_id is not None,
             sip_uri=agent.sip_uri,
             client_identity=agent.client_identity,
         )
@@ -73,7 +73,7 @@ class Agents:
         sip_uri: str | None = None,
         client_identity: str | None = None,
     ) -> Agent:
-        """A new agent with a fresh invite code for binding their Telegram chat."""
+        """A new agent with a fresh invite code for binding their chat."""
         errors: dict[str, str] = {}
         try:
             clean = clean_name(name)
@@ -91,7 +91,7 @@ class Agents:
         if sip_uri and not sip_uri.startswith(("sip:", "sips:")):
             errors["sip"] = f"{sip_uri!r} is not a SIP URI (sip:user@host)"
         if not (phone or sip_uri or client_identity):
-            errors["phone"] = "give a phone number, a SIP URI or a Twilio Client identity to ring"
+            errors["phone"] = "give a phone number, a SIP URI or a softphone identity to ring"
         if errors:
             raise InvalidInput(errors)
         if e164 and await self.active_by_phone(s, e164) is not None:
@@ -129,7 +129,7 @@ class Agents:
     async def by_chat(self, s: AsyncSession, chat_id: int) -> Agent | None:
         """The active agent bound to this chat, if any."""
         rows = await s.execute(
-            select(Agent).where(Agent.telegram_chat_id == chat_id, Agent.removed_at.is_(None)).limit(1)
+            select(Agent).where(Agent.chat_id == chat_id, Agent.removed_at.is_(None)).limit(1)
         )
         return rows.scalar_one_or_none()
 
@@ -149,11 +149,11 @@ class Agents:
             raise BindingRefused(
                 "this invite code is not valid; ask your admin for a new one (crm-gateway agent invite)"
             )
-        if agent.telegram_chat_id == chat_id:
-            agent.telegram_user_id = user_id
+        if agent.chat_id == chat_id:
+            agent.chat_user_id = user_id
             await s.flush()
             return agent
-        if agent.telegram_chat_id is not None:
+        if agent.chat_id is not None:
             raise BindingRefused("this invite code was used already; ask your admin for a new one")
         made = agent.invite_created_at
         if made is not None and self.clock.now() - made > INVITE_LIFETIME:
@@ -164,8 +164,8 @@ class Agents:
         other = await self.by_chat(s, chat_id)
         if other is not None and other.id != agent.id:
             raise BindingRefused(f"this chat is already bound to {other.name}")
-        agent.telegram_chat_id = chat_id
-        agent.telegram_user_id = user_id
+        agent.chat_id = chat_id
+        agent.chat_user_id = user_id
         await s.flush()
         return agent
 
@@ -216,10 +216,10 @@ class Agents:
 
 async def cut_off_chat(s: AsyncSession, agent: Agent, farewell: str, *, clock: Clock) -> None:
     """Unbind the agent's chat, which gets `farewell` as its last message from us."""
-    if agent.telegram_chat_id is not None:
-        await notices.farewell(s, agent.id, agent.telegram_chat_id, farewell, clock=clock)
-    agent.telegram_chat_id = None
-    agent.telegram_user_id = None
+    if agent.chat_id is not None:
+        await notices.farewell(s, agent.id, agent.chat_id, farewell, clock=clock)
+    agent.chat_id = None
+    agent.chat_user_id = None
 
 
 def _invite_code() -> str:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.domain.models import AppliedUpdate
 
-KEEP = timedelta(days=7)  # Telegram keeps an unconfirmed update for 24 hours
+KEEP = timedelta(days=7)  # well past the day a messenger keeps an unconfirmed update
 
 
 async def first_time(s: AsyncSession, channel: str, update_id: int, *, now: datetime) -> bool:

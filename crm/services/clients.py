@@ -291,7 +291,7 @@ class Clients:
     async def find_or_create_by_identity(
         self, s: AsyncSession, channel: str, external_id: str, *, name: str, display: str | None = None
     ) -> Match:
-        """The client behind a messenger account (`telegram`, user id), made now if new."""
+        """The client behind a messenger account (the messenger's name, the account's id), made now if new."""
         found = await self.id_by_identity(s, channel, external_id)
         if found is not None:
             return Match(found, created=False)

@@ -106,7 +106,7 @@ class Conversations:
             log.info("client %s writes faster than we relay: message kept on the record only", client_id)
 
     async def reply(self, s: AsyncSession, agent: Agent, client_id: int, text: str) -> None:
-        """An agent answers a client: delivered on the channel the client wrote from."""
+        """An agent answers a client: delivered in the chat, to the account the client wrote from."""
         body = text.strip()
         if not body:
             raise InvalidInput({"text": "an empty reply cannot be sent"})
@@ -131,7 +131,7 @@ class Conversations:
         )
         await outbox.enqueue(
             s,
-            identity.channel,
+            notices.CHANNEL,
             "to_client",
             {
                 "client_id": client_id,

@@ -1,6 +1,6 @@
 """A lead from a web form, taken in one unit of work: checked, matched to a client (or a new one),
 stored with a timeline entry and a deal in the first stage, given an agent, who is told in
-Telegram, and mailed to the sales mailbox. Telegram and mail go through the outbox, committed
+the agents' chat, and mailed to the sales mailbox. The chat and mail go through the outbox, committed
 with the lead, so a dead server delays them and never loses or slows down a lead.
 
 Matching: by phone (any spelling), then e-mail (any case). A form is a public door: whoever

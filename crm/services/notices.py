@@ -28,7 +28,9 @@ from crm.delivery import outbox
 from crm.domain.clock import Clock
 from crm.domain.models import OUTBOX
 
-CHANNEL = "telegram"
+# The outbox channel of the chat: these notices, and answers to clients who wrote in it
+# (`crm.services.conversations`). The messenger's adapter drains it.
+CHANNEL = "chat"
 
 
 def queue_of(agent_id: int) -> str:

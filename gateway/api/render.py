@@ -112,5 +112,5 @@ def agent(a: AgentView) -> schemas.AgentOut:
         phone=a.phone,
         role=a.role,
         on_duty=a.on_duty,
-        telegram_bound=a.telegram_bound,
+        telegram_bound=a.chat_bound,
     )

@@ -77,7 +77,7 @@ async def test_alice_leaves_and_bob_gets_her_clients_deal_and_task(phones: Phone
     assert deal_owner == w["bob"].id
     assert tasks == {"Call Ada back": w["bob"].id, "Old chore": w["alice"].id}  # done work stays hers
     assert old_call.agent_id == w["alice"].id  # the old call still says Alice took it
-    assert alice is not None and alice.removed_at is not None and alice.telegram_chat_id is None
+    assert alice is not None and alice.removed_at is not None and alice.chat_id is None
 
     # The next call from Alice's old client rings Bob, not Alice.
     again = await phones.twilio.inbound(from_="+14155550100")

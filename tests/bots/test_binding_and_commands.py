@@ -15,7 +15,7 @@ from tests.fakes.bot_api import BotApiServer
 
 async def test_an_agent_binds_their_chat_with_the_invite_code(world: BotWorld) -> None:
     alice = await world.bound_agent("Alice", "+14155550001", chat_id=1001)
-    assert alice.telegram_chat_id == 1001
+    assert alice.chat_id == 1001
     again = await world.say(1001, "/start")
     assert "You are set up, Alice" in (again.text or "")
 
@@ -27,7 +27,7 @@ async def test_a_used_or_wrong_code_is_refused_helpfully(world: BotWorld) -> Non
     used = await world.say(2002, f"/start {alice.invite_code}")
     assert "used already" in (used.text or "")
     async with world.store.reading() as s:
-        assert (await world.crm.agents.get(s, alice.id)).telegram_chat_id == 1001
+        assert (await world.crm.agents.get(s, alice.id)).chat_id == 1001
 
 
 async def test_an_unused_invite_expires_after_seven_days(world: BotWorld) -> None:
@@ -44,7 +44,7 @@ async def test_an_unused_invite_expires_after_seven_days(world: BotWorld) -> Non
 
     assert "expired" in late and f"crm-gateway agent invite {alice.id}" in late
     async with world.store.reading() as s:
-        assert (await world.crm.agents.get(s, alice.id)).telegram_chat_id is None
+        assert (await world.crm.agents.get(s, alice.id)).chat_id is None
     # A code that was used binds its own chat again, however old: nothing changes hands.
     assert "Welcome, Carol" in ((await world.say(3003, f"/start {carol.invite_code}")).text or "")
     async with world.store.session() as s:
@@ -172,7 +172,7 @@ async def test_updates_without_the_secret_are_refused_and_have_no_effect(world: 
     assert await world.bot_api.post_to_webhook(update, secret="guess") == 401
     await world.bot_api.no_message(1001, within=0.3)
     async with world.store.reading() as s:
-        assert (await world.crm.agents.get(s, alice.id)).telegram_chat_id is None
+        assert (await world.crm.agents.get(s, alice.id)).chat_id is None
     assert world.bot_api.webhook is not None
     assert world.bot_api.webhook["secret_token"] == SECRET
 

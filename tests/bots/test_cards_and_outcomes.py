@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from crm.delivery import outbox
 from crm.domain.models import Call
-from crm.services import timeline
+from crm.services import notices, timeline
 from crm.services.deals import open_deal
 from tests.bots.conftest import BotWorld
 
@@ -34,7 +34,7 @@ async def _answered_call(world: BotWorld, agent_id: int) -> tuple[int, int]:
         await s.flush()
         await outbox.enqueue(
             s,
-            "telegram",
+            notices.CHANNEL,
             "card",
             {"agent_id": agent_id, "client_id": ada, "call_id": call.id},
             queue=f"agent:{agent_id}",
@@ -125,7 +125,7 @@ async def test_a_long_history_is_cut_to_fit_telegram(world: BotWorld) -> None:
             await open_deal(s, ada, f"Deal {i} " + "y" * 200, clock=world.clock)
         await outbox.enqueue(
             s,
-            "telegram",
+            notices.CHANNEL,
             "card",
             {"agent_id": bob.id, "client_id": ada},
             queue=f"agent:{bob.id}",

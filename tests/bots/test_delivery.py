@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from crm.delivery import outbox
 from crm.domain.models import OutboxMessage
+from crm.services import notices
 from gateway.app import create_app
 from gateway.keys import TELEGRAM
 from gateway.settings import Settings
@@ -23,7 +24,7 @@ async def _notify(world: BotWorld, agent_id: int, *texts: str) -> None:
         for text in texts:
             await outbox.enqueue(
                 s,
-                "telegram",
+                notices.CHANNEL,
                 "text",
                 {"agent_id": agent_id, "text": text},
                 queue=f"agent:{agent_id}",
@@ -177,7 +178,7 @@ async def test_sending_keeps_telegrams_limits(
                 for n in range(count):
                     await outbox.enqueue(
                         s,
-                        "telegram",
+                        notices.CHANNEL,
                         "text",
                         {"agent_id": agent.id, "text": f"{i}/{n}"},
                         queue=f"agent:{agent.id}",
@@ -210,7 +211,9 @@ async def _burst(
     async with store.session() as s:
         for i, agent_id in enumerate(ids):
             payload = {"agent_id": agent_id, "text": f"card {i}"}
-            await outbox.enqueue(s, "telegram", "text", payload, queue=f"agent:{agent_id}", clock=crm.clock)
+            await outbox.enqueue(
+                s, notices.CHANNEL, "text", payload, queue=f"agent:{agent_id}", clock=crm.clock
+            )
     for i in range(agents):
         assert (await strict.next_message(5000 + i, timeout=15)).text == f"card {i}"
 

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from crm.delivery import outbox
 from crm.domain.clock import FrozenClock
 from crm.domain.models import OutboxMessage
+from crm.services import notices
 from crm.storage.store import Store
 from gateway.app import create_app
 from gateway.keys import TELEGRAM
@@ -57,7 +58,7 @@ async def _tell(gateway: BotWorld, agent_id: int, text: str) -> int:
     async with gateway.store.session() as s:
         return await outbox.enqueue(
             s,
-            "telegram",
+            notices.CHANNEL,
             "text",
             {"agent_id": agent_id, "text": text},
             queue=f"agent:{agent_id}",
@@ -98,13 +99,13 @@ async def test_a_crashed_senders_message_is_sent_by_another_once_its_lease_runs_
     async with world.store.session() as s:  # a process claims it, then dies: no send, no renewal
         message = await outbox.enqueue(
             s,
-            "telegram",
+            notices.CHANNEL,
             "text",
             {"agent_id": alice.id, "text": "Call Ada"},
             queue=f"agent:{alice.id}",
             clock=world.clock,
         )
-        assert [d.id for d in await outbox.claim(s, "telegram", now=world.clock.now(), lease=LEASE)] == [
+        assert [d.id for d in await outbox.claim(s, notices.CHANNEL, now=world.clock.now(), lease=LEASE)] == [
             message
         ]
     await world.bot_api.no_message(1001, within=0.6 * LEASE.total_seconds())

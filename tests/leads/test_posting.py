@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from crm.services import notices
 from tests.leads.conftest import SITE, Site
 
 
@@ -159,7 +160,7 @@ async def test_the_honeypot_answers_like_success_and_stores_nothing(site: Site) 
     redirect = await site.post(data={"email": "bot", "_gotcha": "x", "_next": f"{SITE}/thanks"})
     assert (redirect.status, redirect.headers["Location"]) == (303, f"{SITE}/thanks")
     assert await site.leads() == [] and await site.clients() == []
-    assert await site.outbox("telegram") == [] and await site.outbox("mail") == []
+    assert await site.outbox(notices.CHANNEL) == [] and await site.outbox("mail") == []
 
 
 async def test_an_empty_honeypot_is_a_real_lead(site: Site) -> None:
