@@ -1,16 +1,11 @@
-"""CSV export of clients, in the columns the import reads, so an export imports back to the same data.
+"""CSV export of clients, in the columns the import reads (`crm.files.csv_format`), so an export
+imports back to the same data.
 
-Several phones, e-mails or tags share a cell, joined with "; " (the import splits on `;` and `,`).
 Phones are written in international format (`+1 415-555-0100`), so the file means the same whatever
 region it is imported with; a number kept as text is written as it was given. A company's own row
-names itself as its company, which is how the import tells a company from a person.
+names itself as its company, which is how the import tells a company from a person. Every cell goes
+through `escape_cell`, so that none runs as a formula in a spreadsheet.
 Clients are read in id order, a page at a time, in one read-only transaction.
-
-A spreadsheet program reads a cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return
-as a formula, so a client who calls themselves `=HYPERLINK(...)` in a web form would run code in
-the office's spreadsheet. Such cells are written with a leading `'` (`escape_cell`), which the
-spreadsheet shows as text and the import takes off again (`unescape_cell`). Phone numbers are left
-as they are: digits, spaces, dashes and brackets after the `+` make no formula that can do harm.
 """
 
 from __future__ import annotations
@@ -18,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -28,18 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.domain.models import Agent, Client, ClientEmail, ClientPhone
 from crm.domain.phones import format_international
+from crm.files.csv_format import COLUMNS, SEPARATOR, escape_cell
 from crm.storage.store import Store
 
-COLUMNS = ("name", "phone", "email", "company", "tags", "notes", "owner")
-SEPARATOR = "; "
 PAGE = 1000
-# What a spreadsheet reads as the start of a formula (OWASP's "CSV injection").
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_ESCAPE = "'"
-_RISKY_FIRST = frozenset((*FORMULA_START, _ESCAPE))
-# A cell of phone numbers: one, or several as `_pages` joins them. (Several are still a cell a
-# spreadsheet cannot run anything from: no letters, no `|`.)
-_PHONES = re.compile(r"\+[\d ()-]+(?:; \+[\d ()-]+)*")
 
 
 async def export_clients(store: Store, path: Path) -> int:
@@ -144,27 +130,6 @@ async def _emails(s: AsyncSession, ids: list[int]) -> dict[int, list[str]]:
     for client_id, raw in await s.execute(stmt):
         out.setdefault(client_id, []).append(raw)
     return out
-
-
-def escape_cell(cell: str) -> str:
-    """`cell` as a spreadsheet must show it, as text, never as a formula: a leading `'` where it
-    begins like one. A cell that begins with `'` before such a character gets one more `'`, so
-    that `unescape_cell` gives back any cell exactly."""
-    if not cell or cell[0] not in _RISKY_FIRST:
-        return cell
-    if cell[0] == _ESCAPE:
-        return _ESCAPE + cell if cell.lstrip(_ESCAPE).startswith(FORMULA_START) else cell
-    if cell[0] == "+" and _PHONES.fullmatch(cell):
-        return cell
-    return _ESCAPE + cell
-
-
-def unescape_cell(cell: str) -> str:
-    """A cell as it was before `escape_cell`: the one `'` it added goes. A `'` before anything
-    else (`'Tis`) is the cell's own and stays."""
-    if cell.startswith(_ESCAPE) and cell.lstrip(_ESCAPE).startswith(FORMULA_START):
-        return cell[1:]
-    return cell
 
 
 def _cell(value: Any) -> str:

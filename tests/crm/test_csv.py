@@ -14,8 +14,9 @@ from sqlalchemy.exc import IntegrityError
 
 from crm.domain.clock import FrozenClock
 from crm.domain.models import Agent, Client, ClientEmail, ClientPhone
-from crm.files import csv_import
-from crm.files.csv_export import COLUMNS, escape_cell, export_clients, unescape_cell
+from crm.files.batches import Batch
+from crm.files.csv_export import export_clients
+from crm.files.csv_format import COLUMNS, escape_cell, unescape_cell
 from crm.files.csv_import import CsvFormatError, ImportReport, LineError, import_clients
 from crm.service import Crm
 from crm.services.clients import ClientDraft
@@ -494,7 +495,7 @@ async def test_a_batch_redone_after_another_writer_took_a_number_starts_from_its
         "Charles Babbage,(415) 555-0101,,analytical engines,\n",
     )
     attempts: list[int] = []
-    update = csv_import._Batch._update
+    update = Batch._update
 
     async def fail_once(batch: Any) -> None:
         await update(batch)
@@ -502,7 +503,7 @@ async def test_a_batch_redone_after_another_writer_took_a_number_starts_from_its
         if len(attempts) == 1:
             raise IntegrityError("INSERT INTO client_phones ...", {}, Exception("duplicate key"))
 
-    monkeypatch.setattr(csv_import._Batch, "_update", fail_once)
+    monkeypatch.setattr(Batch, "_update", fail_once)
 
     report = await run(store, path, clock)
 
