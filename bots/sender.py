@@ -51,7 +51,6 @@ from crm.delivery.outbox import Delivery
 from crm.delivery.outbox_worker import Failed, OutboxWorker, Outcome, Retry, Sent, Skipped
 from crm.domain.errors import NotFound
 from crm.service import Crm
-from crm.services import sent_messages
 from crm.storage.store import Store
 
 log = logging.getLogger("bots.sender")
@@ -155,8 +154,8 @@ class TelegramSender(OutboxWorker):
         kind = str(about.pop("kind", "message"))
 
         async def record(s: AsyncSession) -> None:
-            await sent_messages.remember(
-                s, CHANNEL, str(message.chat_id), str(message_id), kind, clock=self.clock, **about
+            await self.crm.sent_messages.remember(
+                s, CHANNEL, str(message.chat_id), str(message_id), kind, **about
             )
 
         return record

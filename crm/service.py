@@ -1,14 +1,31 @@
-"""The domain's front door: one object that holds the services, built once by whoever serves."""
+"""The domain's front door: one object that holds the services, built once by whoever serves.
+
+Use cases are methods of the objects on `Crm`; adapters (gateway, bots, mail) call nothing else
+of crm/services. Building blocks that only the services use (`timeline.record`, `notices.*`,
+`outbox.enqueue`) are functions. Every service takes the caller's unit of work (session) as its
+methods' first argument and the time from the shared clock, never as an argument.
+"""
 
 from __future__ import annotations
 
 from crm.domain.clock import Clock, SystemClock
 from crm.services.agents import Agents
+from crm.services.applied_updates import AppliedUpdates
 from crm.services.call_flow import CallFlow
+from crm.services.calls import CallLog
+from crm.services.cards import Cards
 from crm.services.clients import Clients
 from crm.services.conversations import Conversations
+from crm.services.deals import Deals
+from crm.services.handover import Handover
 from crm.services.intake import LeadIntake
+from crm.services.lead_details import LeadDetails
+from crm.services.merge import Merger
+from crm.services.notes import Notes
 from crm.services.routing import NO_RULES, Router, RoutingRules
+from crm.services.sent_messages import SentMessages
+from crm.services.tasks import Tasks
+from crm.services.tokens import Tokens
 
 
 class Crm:
@@ -31,5 +48,18 @@ class Crm:
         self.agents = Agents(region, self.clock)
         self.routing = Router(routing, self.clock)
         self.calls = CallFlow(self.clients, self.routing, self.clock)
-        self.leads = LeadIntake(self.clients, self.routing, self.clock, mail_to=lead_mail_to)
-        self.conversations = Conversations(self.clients, self.routing, self.clock)
+        self.deals = Deals(self.clock)
+        self.call_log = CallLog(self.deals, self.clock)
+        self.notes = Notes(self.call_log, self.clock)
+        self.tasks = Tasks(self.clock)
+        self.cards = Cards(self.clock)
+        self.merger = Merger(self.clock)
+        self.leads = LeadIntake(
+            self.clients, self.routing, self.deals, self.notes, self.clock, mail_to=lead_mail_to
+        )
+        self.lead_details = LeadDetails(self.clients, self.clock)
+        self.conversations = Conversations(self.clients, self.routing, self.merger, self.clock)
+        self.handover = Handover(self.clock)
+        self.tokens = Tokens(self.clock)
+        self.sent_messages = SentMessages(self.clock)
+        self.applied_updates = AppliedUpdates(self.clock)
