@@ -1,5 +1,5 @@
 """Each Telegram update is applied once (webhook and polling alike): an update Telegram delivers
-again, or that someone replays, is answered and ignored (`crm.applied_updates`)."""
+again, or that someone replays, is answered and ignored (`Crm.applied_updates`)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
 """The domain's front door: one object that holds the services, built once by whoever serves.
 
-Use cases are methods of the objects on `Crm`; adapters (gateway, bots, mail) call nothing else
-of crm/services. Building blocks that only the services use (`timeline.record`, `notices.*`,
-`outbox.enqueue`) are functions. Every service takes the caller's unit of work (session) as its
-methods' first argument and the time from the shared clock, never as an argument.
+Use cases are methods of the objects on `Crm`; building blocks are functions. Adapters (gateway,
+bots, mail, telephony) reach the use cases only through `Crm`; the functions serve the services
+(`timeline.record`, `notices.*`, `outbox.enqueue`) or the adapters' own machinery (the outbox
+workers, reading a routing file). A method takes the caller's unit of work (session) first and
+reads the time from the shared clock, never from an argument.
 """
 
 from __future__ import annotations
