@@ -24,10 +24,10 @@ from crm.domain.errors import CrmError
 from crm.domain.models import Agent, Client, Lead
 from crm.domain.paging import parse_id
 from crm.service import Crm
-from crm.services import calls, handover, lead_details, notices, sent_messages, tasks
+from crm.services import notices
 from crm.services.agents import BindingRefused
-from crm.services.cards import build_card, build_cards
-from crm.services.notes import add_note
+from crm.services.calls import OUTCOME_LABELS
+from crm.services.lead_details import DETAILS, Detail
 
 FIND_LIMIT = 5
 TASKS_LIMIT = 20
@@ -107,7 +107,7 @@ async def on_find(
         return
     async with uow.read() as s:
         page = await crm.clients.search(s, q=text, limit=FIND_LIMIT + 1)
-        cards = await build_cards(s, page.items[:FIND_LIMIT], now=crm.clock.now())
+        cards = await crm.cards.build_many(s, page.items[:FIND_LIMIT])
     if not cards:
         await message.answer(f"No client matches “{cut(text, 80)}”.")
         return
@@ -115,14 +115,8 @@ async def on_find(
         keyboard = card_keyboard(card.id, call_back=click_to_call is not None)
         sent = await message.answer(card_text(card), reply_markup=keyboard)
         async with uow.write() as s:
-            await sent_messages.remember(
-                s,
-                notices.CHANNEL,
-                str(sent.chat.id),
-                str(sent.message_id),
-                "card",
-                clock=crm.clock,
-                client_id=card.id,
+            await crm.sent_messages.remember(
+                s, notices.CHANNEL, str(sent.chat.id), str(sent.message_id), "card", client_id=card.id
             )
     if len(page.items) > FIND_LIMIT:
         await message.answer(f"Showing the first {FIND_LIMIT}; add more words to narrow it down.")
@@ -130,7 +124,7 @@ async def on_find(
 
 async def on_tasks(message: Message, agent: Agent, uow: UnitOfWork, crm: Crm) -> None:
     async with uow.read() as s:
-        page = await tasks.list_tasks(s, agent_id=agent.id, open_only=True, limit=TASKS_LIMIT)
+        page = await crm.tasks.search(s, agent_id=agent.id, open_only=True, limit=TASKS_LIMIT)
         names = await crm.clients.names(s, {t.client_id for t in page.items})
     if not page.items:
         await message.answer("No open tasks. 🎉")
@@ -150,14 +144,14 @@ async def on_outcome(
 ) -> None:
     try:
         async with uow.write() as s:
-            call = await calls.set_outcome(
-                s, callback_data.call_id, callback_data.outcome, agent=agent, clock=crm.clock
+            call = await crm.call_log.set_outcome(
+                s, callback_data.call_id, callback_data.outcome, agent=agent
             )
-            card = await build_card(s, call.client_id, now=crm.clock.now()) if call.client_id else None
+            card = await crm.cards.build(s, call.client_id) if call.client_id else None
     except CrmError as exc:
         await query.answer(exc.sentence(), show_alert=True)
         return
-    await query.answer(f"Saved: {calls.OUTCOME_LABELS[callback_data.outcome]}")
+    await query.answer(f"Saved: {OUTCOME_LABELS[callback_data.outcome]}")
     if card is not None and isinstance(query.message, Message):
         rendered = call_card(card, call, call_back=click_to_call is not None)
         await query.message.edit_text(text=rendered.text, reply_markup=rendered.reply_markup)
@@ -168,11 +162,11 @@ async def on_task_done(
 ) -> None:
     try:
         async with uow.write() as s:
-            task = await tasks.get_task(s, callback_data.task_id)
+            task = await crm.tasks.get(s, callback_data.task_id)
             if task.agent_id not in (agent.id, None) and agent.role != "admin":
                 await query.answer("This task is someone else's.", show_alert=True)
                 return
-            await tasks.complete_task(s, task.id, clock=crm.clock)
+            await crm.tasks.update(s, task.id, done=True)
             title = task.title
     except CrmError as exc:
         await query.answer(exc.sentence(), show_alert=True)
@@ -196,17 +190,15 @@ async def on_lead_detail(
     click_to_call: ClickToCall | None,
 ) -> None:
     """➕ on a lead's card: the agent adds the form's phone or e-mail to the client."""
-    if callback_data.detail not in lead_details.DETAILS:
+    if callback_data.detail not in DETAILS:
         await query.answer("This button is out of date.", show_alert=True)
         return
-    detail: lead_details.Detail = "phone" if callback_data.detail == "phone" else "email"
+    detail: Detail = "phone" if callback_data.detail == "phone" else "email"
     try:
         async with uow.write() as s:
-            applied = await lead_details.apply_detail(
-                s, callback_data.lead_id, detail, agent=agent, clients=crm.clients, clock=crm.clock
-            )
+            applied = await crm.lead_details.apply(s, callback_data.lead_id, detail, agent=agent)
             lead = await s.get(Lead, applied.lead_id)
-            card = await build_card(s, applied.client_id, now=crm.clock.now())
+            card = await crm.cards.build(s, applied.client_id)
     except CrmError as exc:
         await query.answer(exc.sentence(), show_alert=True)
         return
@@ -274,7 +266,9 @@ async def on_agents(message: Message, agent: Agent, uow: UnitOfWork, crm: Crm) -
     await message.answer("\n".join(lines))
 
 
-async def on_handover(message: Message, command: CommandObject, agent: Agent, uow: UnitOfWork) -> None:
+async def on_handover(
+    message: Message, command: CommandObject, agent: Agent, uow: UnitOfWork, crm: Crm
+) -> None:
     """`/handover FROM TO`: shows what would move, with a confirm button."""
     if agent.role != "admin":
         await message.answer("Only admins can hand an agent's work over.")
@@ -287,8 +281,8 @@ async def on_handover(message: Message, command: CommandObject, agent: Agent, uo
     leaving_id, taking_id = ids
     try:
         async with uow.read() as s:
-            leaving, taking = await handover.check_handover(s, leaving_id, taking_id)
-            owns = await handover.holdings(s, leaving_id)
+            leaving, taking = await crm.handover.check(s, leaving_id, taking_id)
+            owns = await crm.handover.holdings(s, leaving_id)
     except CrmError as exc:
         await message.answer("Cannot do that: " + cut(exc.sentence(), 300))
         return
@@ -320,9 +314,7 @@ async def on_handover_button(
         return
     try:
         async with uow.write() as s:
-            moved = await handover.hand_over(
-                s, callback_data.agent_id, callback_data.to_agent_id, clock=crm.clock
-            )
+            moved = await crm.handover.perform(s, callback_data.agent_id, callback_data.to_agent_id)
     except CrmError as exc:
         await query.answer(exc.sentence(), show_alert=True)
         return
@@ -345,7 +337,9 @@ async def on_reply(message: Message, agent: Agent, uow: UnitOfWork, crm: Crm) ->
     text = message.text or ""
     answer = "I can't tell which client that is about. Reply to a client card to add a note."
     async with uow.write() as s:
-        about = await sent_messages.about(s, notices.CHANNEL, str(message.chat.id), str(replied.message_id))
+        about = await crm.sent_messages.about(
+            s, notices.CHANNEL, str(message.chat.id), str(replied.message_id)
+        )
         client = await s.get(Client, about.client_id) if about is not None and about.client_id else None
         if about is not None and client is not None:
             if about.kind == "client_message":
@@ -353,14 +347,8 @@ async def on_reply(message: Message, agent: Agent, uow: UnitOfWork, crm: Crm) ->
                 answer = f"✉️ Sent to {cut(client.name, 80)}."
             else:
                 try:
-                    await add_note(
-                        s,
-                        client.id,
-                        text,
-                        agent_id=agent.id,
-                        clock=crm.clock,
-                        call_id=about.call_id,
-                        by=agent,
+                    await crm.notes.add(
+                        s, client.id, text, agent_id=agent.id, call_id=about.call_id, by=agent
                     )
                     answer = f"🗒 Note saved on {cut(client.name, 80)}."
                 except CrmError as exc:

@@ -24,8 +24,6 @@ from crm.delivery.outbox import Delivery
 from crm.domain.models import Agent, Client, Lead, Task
 from crm.service import Crm
 from crm.services import notices
-from crm.services.calls import get_call
-from crm.services.cards import build_card
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,13 +101,13 @@ async def card(s: AsyncSession, crm: Crm, d: Delivery, call_back: bool) -> Outgo
     """A client card; with `call_id`, the call's card with outcome buttons."""
     agent, chat_id = await agent_chat(s, int(d.payload["agent_id"]))
     client_id = int(d.payload["client_id"])
-    built = await build_card(s, client_id, now=crm.clock.now())
+    built = await crm.cards.build(s, client_id)
     if built is None:
         raise NoLongerNeeded(f"client {client_id} no longer exists")
     call_id = d.payload.get("call_id")
     remember = {"kind": "card", "client_id": client_id, "call_id": call_id, "agent_id": agent.id}
     if call_id is not None:
-        rendered = render.call_card(built, await get_call(s, int(call_id)), call_back=call_back)
+        rendered = render.call_card(built, await crm.call_log.get(s, int(call_id)), call_back=call_back)
         return Outgoing(chat_id, rendered.text, rendered.reply_markup, remember)
     lead_id = d.payload.get("lead_id")
     lead = await s.get(Lead, int(lead_id)) if lead_id is not None else None
@@ -129,7 +127,7 @@ async def reminder(s: AsyncSession, crm: Crm, d: Delivery, _call_back: bool) -> 
     if task.done:
         raise NoLongerNeeded("the task was done before its reminder went out")
     agent, chat_id = await agent_chat(s, int(task.agent_id or d.payload["agent_id"]))
-    built = await build_card(s, task.client_id, now=crm.clock.now())
+    built = await crm.cards.build(s, task.client_id)
     if built is None:
         raise NoLongerNeeded(f"client {task.client_id} no longer exists")
     rendered = render.reminder(built, task)

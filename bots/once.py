@@ -1,5 +1,5 @@
 """Each Telegram update is applied once (webhook and polling alike): an update Telegram delivers
-again, or that someone replays, is answered and ignored (`crm.services.applied_updates`)."""
+again, or that someone replays, is answered and ignored (`Crm.applied_updates`)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.types import TelegramObject, Update
 
 from bots import MESSENGER
-from crm.domain.clock import Clock
 from crm.domain.paging import MAX_ID
-from crm.services import applied_updates
+from crm.service import Crm
 from crm.storage.store import Store
 
 log = logging.getLogger("bots")
@@ -25,9 +24,10 @@ FORGET_EVERY = 3600.0  # seconds between purges of old marks
 class OncePerUpdate(BaseMiddleware):
     """Outer middleware of the dispatcher's `update` observer, before everything else."""
 
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store, crm: Crm) -> None:
         self.store = store
-        self.clock = clock
+        self.applied = crm.applied_updates
+        self.clock = crm.clock
         self._next_purge = 0.0
 
     async def __call__(
@@ -43,10 +43,10 @@ class OncePerUpdate(BaseMiddleware):
             return UNHANDLED
         now = self.clock.now()
         async with self.store.session() as s:
-            fresh = await applied_updates.first_time(s, MESSENGER, update_id, now=now)
+            fresh = await self.applied.first_time(s, MESSENGER, update_id)
             if now.timestamp() >= self._next_purge:
                 self._next_purge = now.timestamp() + FORGET_EVERY
-                await applied_updates.forget_old(s, now=now)
+                await self.applied.forget_old(s)
         if not fresh:
             log.info("Telegram update %s was applied before; ignored", update_id)
             return UNHANDLED
@@ -54,5 +54,5 @@ class OncePerUpdate(BaseMiddleware):
             return await handler(event, data)
         except BaseException:
             async with self.store.session() as s:
-                await applied_updates.release(s, MESSENGER, update_id)
+                await self.applied.release(s, MESSENGER, update_id)
             raise

@@ -51,7 +51,7 @@ from crm.delivery.outbox import Delivery
 from crm.delivery.outbox_worker import Failed, OutboxWorker, Outcome, Retry, Sent, Skipped
 from crm.domain.errors import NotFound
 from crm.service import Crm
-from crm.services import notices, sent_messages
+from crm.services import notices
 from crm.storage.store import Store
 
 log = logging.getLogger("bots.sender")
@@ -154,8 +154,8 @@ class TelegramSender(OutboxWorker):
         kind = str(about.pop("kind", "message"))
 
         async def record(s: AsyncSession) -> None:
-            await sent_messages.remember(
-                s, self.channel, str(message.chat_id), str(message_id), kind, clock=self.clock, **about
+            await self.crm.sent_messages.remember(
+                s, self.channel, str(message.chat_id), str(message_id), kind, **about
             )
 
         return record

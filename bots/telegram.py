@@ -51,7 +51,7 @@ class TelegramBot:
             default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
         )
         self.dispatcher = Dispatcher()
-        self.dispatcher.update.outer_middleware(OncePerUpdate(store, crm.clock))
+        self.dispatcher.update.outer_middleware(OncePerUpdate(store, crm))
         self.dispatcher.update.outer_middleware(Context(store, crm, click_to_call))
         self.dispatcher.include_router(agents.build_router())
         limits = SendLimits(paid_per_second=PAID_BROADCASTS_PER_SECOND if paid_broadcast else 0)

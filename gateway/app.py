@@ -179,7 +179,7 @@ async def _mail(app: web.Application) -> AsyncIterator[None]:
         password=settings.smtp_password,
         starttls=settings.smtp_starttls,
     )
-    sender = MailSender(server, app[STORE], app[CRM].clock, sender=settings.mail_from)
+    sender = MailSender(server, app[STORE], app[CRM], sender=settings.mail_from)
     app[MAIL] = sender
     app[STORE].on_outbox_commit(sender.channel, sender.wake)
     sender.start()

@@ -14,10 +14,13 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crm.domain.errors import CrmError, InvalidInput
 from gateway.settings import Settings, SettingsError, load_settings, redact
+
+if TYPE_CHECKING:  # imported when a command runs, not when the CLI starts
+    from crm.service import Crm
 
 EXIT_ERROR = 1
 EXIT_CONFIG = 2
@@ -248,11 +251,9 @@ def _agent_add(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, 
 
 
 def _agent_remove(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
-    from crm.services.handover import hand_over
-
     async def work(store: Any, crm: Any) -> Any:
         async with store.session() as s:
-            return await hand_over(s, args.id, args.reassign_to, clock=crm.clock)
+            return await crm.handover.perform(s, args.id, args.reassign_to)
 
     moved = _with_store(settings, work)
     data = {
@@ -309,11 +310,9 @@ def _agent_list(settings: Settings, _args: argparse.Namespace) -> tuple[dict[str
 
 
 def _token_create(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
-    from crm.services.tokens import create_token
-
-    async def work(store: Any, crm: Any) -> str:
+    async def work(store: Any, crm: Crm) -> str:
         async with store.session() as s:
-            return await create_token(s, args.name, crm.clock)
+            return await crm.tokens.create(s, args.name)
 
     token = _with_store(settings, work)
     return {
@@ -323,11 +322,9 @@ def _token_create(settings: Settings, args: argparse.Namespace) -> tuple[dict[st
 
 
 def _token_revoke(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
-    from crm.services.tokens import revoke_token
-
-    async def work(store: Any, crm: Any) -> int:
+    async def work(store: Any, crm: Crm) -> int:
         async with store.session() as s:
-            return await revoke_token(s, args.name, crm.clock)
+            return await crm.tokens.revoke(s, args.name)
 
     count: int = _with_store(settings, work)
     text = f"token {args.name!r} revoked" if count == 1 else f"{count} tokens named {args.name!r} revoked"
@@ -335,11 +332,11 @@ def _token_revoke(settings: Settings, args: argparse.Namespace) -> tuple[dict[st
 
 
 def _token_list(settings: Settings, _args: argparse.Namespace) -> tuple[dict[str, Any], str]:
-    from crm.services.tokens import TokenInfo, live_tokens
+    from crm.services.tokens import TokenInfo
 
-    async def work(store: Any, _crm: Any) -> list[TokenInfo]:
+    async def work(store: Any, crm: Crm) -> list[TokenInfo]:
         async with store.reading() as s:
-            return await live_tokens(s)
+            return await crm.tokens.live(s)
 
     tokens: list[TokenInfo] = _with_store(settings, work)
     rows = [{"name": t.name, "created_at": t.created_at.isoformat()} for t in tokens]

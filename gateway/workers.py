@@ -9,7 +9,6 @@ import logging
 from datetime import datetime, timedelta
 
 from crm.service import Crm
-from crm.services import tasks
 from crm.storage.store import Store
 
 log = logging.getLogger("gateway.workers")
@@ -58,7 +57,7 @@ class Periodic:
 
 
 class Reminders(Periodic):
-    """Wakes when tasks come due and enqueues one reminder per due time (`crm.services.tasks.remind_due`)."""
+    """Wakes when tasks come due and enqueues one reminder per due time (`Tasks.remind_due`)."""
 
     name = "reminders"
     MAX_SLEEP = 5.0  # other processes add and move tasks too: look again at least this often
@@ -67,14 +66,14 @@ class Reminders(Periodic):
         reminded: list[int] = []
         while True:
             async with self.store.session() as s:
-                batch = await tasks.remind_due(s, clock=self.crm.clock)
+                batch = await self.crm.tasks.remind_due(s)
             reminded += batch
             if not batch:
                 return reminded
 
     async def sleep_for(self) -> float:
         async with self.store.looking_up() as s:
-            upcoming: datetime | None = await tasks.next_due_at(s)
+            upcoming: datetime | None = await self.crm.tasks.next_due_at(s)
         if upcoming is None:
             return self.MAX_SLEEP
         seconds = (upcoming - self.crm.clock.now()).total_seconds()

@@ -13,7 +13,6 @@ outage shows the client as they are when it leaves.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from html import escape
@@ -22,7 +21,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.domain.models import Agent, Lead
-from crm.services.cards import Card, build_card
+from crm.services.cards import Card, Cards
 
 SUBJECT_NAME = 80
 CAUTION = (
@@ -41,12 +40,12 @@ class Fact:
     value: str
 
 
-async def lead_mail(s: AsyncSession, lead_id: int, *, to: str, sender: str, now: datetime) -> EmailMessage:
+async def lead_mail(s: AsyncSession, lead_id: int, *, to: str, sender: str, cards: Cards) -> EmailMessage:
     """The mail about lead `lead_id`, addressed to `to` from `sender`."""
     lead = await s.get(Lead, lead_id)
     if lead is None:
         raise LeadGone(f"lead {lead_id} no longer exists")
-    card = await build_card(s, lead.client_id, now=now) if lead.client_id is not None else None
+    card = await cards.build(s, lead.client_id) if lead.client_id is not None else None
     assigned = await s.get(Agent, lead.assigned_agent_id) if lead.assigned_agent_id is not None else None
 
     message = EmailMessage()

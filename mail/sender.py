@@ -25,7 +25,7 @@ from aiosmtplib import (
 
 from crm.delivery.outbox import Delivery
 from crm.delivery.outbox_worker import Failed, OutboxWorker, Outcome, Sent, Skipped
-from crm.domain.clock import Clock
+from crm.service import Crm
 from crm.storage.store import Store
 from mail.lead_mail import LeadGone, lead_mail
 
@@ -56,10 +56,11 @@ class MailSender(OutboxWorker):
 
     channel = CHANNEL
 
-    def __init__(self, server: SmtpServer, store: Store, clock: Clock, *, sender: str) -> None:
-        super().__init__(store, clock, concurrency=5)
+    def __init__(self, server: SmtpServer, store: Store, crm: Crm, *, sender: str) -> None:
+        super().__init__(store, crm.clock, concurrency=5)
         self.server = server
         self.sender = sender
+        self.cards = crm.cards
 
     async def deliver(self, delivery: Delivery) -> Outcome:
         if delivery.kind != "lead":
@@ -71,7 +72,7 @@ class MailSender(OutboxWorker):
                     int(delivery.payload["lead_id"]),
                     to=str(delivery.payload["to"]),
                     sender=self.sender,
-                    now=self.clock.now(),
+                    cards=self.cards,
                 )
         except LeadGone as exc:
             return Skipped(str(exc))

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy import and_, bindparam, delete, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.domain.clock import Clock
 from crm.domain.models import OUTBOX, OutboxMessage
+from crm.storage.rows import rows_changed
 
 CHANNELS = ("chat", "mail", "telephony")  # the chat (`crm.services.notices`), mail, calls to place
 # The channels a session enqueued messages for, so whoever owns the session can wake their
@@ -175,7 +176,7 @@ async def note(s: AsyncSession, delivery: Delivery, payload: dict[str, Any]) -> 
 
 
 def _applied(result: Any) -> bool:
-    return bool(getattr(result, "rowcount", 0))
+    return rows_changed(result) > 0
 
 
 # An outcome is recorded for every message sent: Core statements built once (`message` is the id).
@@ -240,23 +241,6 @@ async def mark_skipped(s: AsyncSession, delivery: Delivery, *, now: datetime, re
     return await _mark_done(s, delivery, "skipped", now, reason[:2000])
 
 
-async def next_due(s: AsyncSession, channel: str) -> datetime | None:
-    """When the next pending message of `channel` becomes due (for a sender deciding how long to sleep)."""
-    row = await s.execute(
-        select(func.min(OutboxMessage.next_attempt_at)).where(
-            OutboxMessage.channel == channel, OutboxMessage.status == "pending"
-        )
-    )
-    return row.scalar_one_or_none()
-
-
-async def pending_count(s: AsyncSession, channel: str | None = None) -> int:
-    stmt = select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "pending")
-    if channel is not None:
-        stmt = stmt.where(OutboxMessage.channel == channel)
-    return int((await s.execute(stmt)).scalar_one())
-
-
 async def purge_delivered(s: AsyncSession, *, older_than: datetime) -> int:
     """Forget delivered and skipped messages after a while; failed ones stay for an operator to read."""
     result = await s.execute(
@@ -264,4 +248,4 @@ async def purge_delivered(s: AsyncSession, *, older_than: datetime) -> int:
             and_(OutboxMessage.status.in_(("sent", "skipped")), OutboxMessage.sent_at < older_than)
         )
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return rows_changed(result)

@@ -12,7 +12,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
+from phonenumbers import NumberParseException, PhoneNumberFormat
 from phonenumbers import timezone as phone_timezone
 
 from crm.domain.errors import InvalidPhone
@@ -169,11 +169,6 @@ def region_of(e164: str) -> str | None:
 
 def format_international(e164: str) -> str:
     return phonenumbers.format_number(_parsed(e164), PhoneNumberFormat.INTERNATIONAL)
-
-
-def is_mobile(e164: str) -> bool:
-    kind = phonenumbers.number_type(_parsed(e164))
-    return kind in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE)
 
 
 @lru_cache(maxsize=4096)

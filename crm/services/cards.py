@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import BindParameter, Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm.domain.clock import Clock
 from crm.domain.models import Agent, Client, ClientEmail, ClientPhone, Deal, Interaction, Stage, Task
 from crm.domain.phones import format_international, local_time, region_of
 
@@ -129,85 +130,91 @@ _AGENT_NAMES = select(Agent.id, Agent.name).where(Agent.id.in_(_IDS))
 _CLIENT_NAMES = select(Client.id, Client.name).where(Client.id.in_(_IDS))
 
 
-async def build_cards(
-    s: AsyncSession, ids: Sequence[int], *, now: datetime, recent: int = RECENT
-) -> list[Card]:
-    """Cards for `ids`, in that order; ids that do not exist are left out."""
-    if not ids:
-        return []
-    wanted = list(dict.fromkeys(ids))
-    clients = {c.id: c for c in (await s.execute(_CLIENTS, {"ids": wanted})).scalars()}
-    if not clients:
-        return []
-    present = {"ids": list(clients)}
+class Cards:
+    """Builds cards at the clock's present time (a card shows the client's local time)."""
 
-    phones: dict[int, list[PhoneView]] = defaultdict(list)
-    for row in await s.execute(_PHONES, present):
-        phones[row.client_id].append(PhoneView(row.e164, row.raw))
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
 
-    emails: dict[int, list[str]] = defaultdict(list)
-    for erow in await s.execute(_EMAILS, present):
-        emails[erow.client_id].append(erow.raw)
+    async def build(self, s: AsyncSession, client_id: int, *, recent: int = RECENT) -> Card | None:
+        cards = await self.build_many(s, [client_id], recent=recent)
+        return cards[0] if cards else None
 
-    deals: dict[int, list[DealView]] = defaultdict(list)
-    for drow in await s.execute(_OPEN_DEALS, present):
-        deals[drow.client_id].append(
-            DealView(drow.id, drow.title, drow.name, drow.amount, drow.owner_id, drow.created_at)
-        )
+    async def build_many(self, s: AsyncSession, ids: Sequence[int], *, recent: int = RECENT) -> list[Card]:
+        """Cards for `ids`, in that order; ids that do not exist are left out."""
+        if not ids:
+            return []
+        wanted = list(dict.fromkeys(ids))
+        clients = {c.id: c for c in (await s.execute(_CLIENTS, {"ids": wanted})).scalars()}
+        if not clients:
+            return []
+        present = {"ids": list(clients)}
 
-    tasks: dict[int, list[TaskView]] = defaultdict(list)
-    for trow in await s.execute(_OPEN_TASKS, present):
-        tasks[trow.client_id].append(TaskView(trow.id, trow.title, trow.due_at, trow.agent_id, trow.call_id))
+        phones: dict[int, list[PhoneView]] = defaultdict(list)
+        for row in await s.execute(_PHONES, present):
+            phones[row.client_id].append(PhoneView(row.e164, row.raw))
 
-    history: dict[int, list[tuple[str, datetime, str, int | None]]] = defaultdict(list)
-    for row in await s.execute(_RECENT, {**present, "recent": recent}):
-        history[row.client_id].append((row.kind, row.at, row.summary, row.agent_id))
+        emails: dict[int, list[str]] = defaultdict(list)
+        for erow in await s.execute(_EMAILS, present):
+            emails[erow.client_id].append(erow.raw)
 
-    agent_ids = {c.owner_id for c in clients.values() if c.owner_id is not None}
-    agent_ids |= {a for items in history.values() for (_, _, _, a) in items if a is not None}
-    agents = await _names(s, _AGENT_NAMES, agent_ids)
-    companies = await _names(
-        s, _CLIENT_NAMES, {c.company_id for c in clients.values() if c.company_id is not None}
-    )
-
-    cards = []
-    for client_id in wanted:
-        client = clients.get(client_id)
-        if client is None:
-            continue
-        numbers = phones.get(client_id, [])
-        first = next((p.e164 for p in numbers if p.e164), None)
-        cards.append(
-            Card(
-                id=client.id,
-                kind=client.kind,
-                name=client.name,
-                company=_ref(companies, client.company_id),
-                phones=numbers,
-                emails=emails.get(client_id, []),
-                tags=list(client.tags or []),
-                owner=_ref(agents, client.owner_id),
-                custom=dict(client.custom or {}),
-                notes=client.notes,
-                created_at=client.created_at,
-                updated_at=client.updated_at,
-                last_interaction_at=client.last_interaction_at,
-                local_time=local_time(first, now) if first else None,
-                region=region_of(first) if first else None,
-                open_deals=deals.get(client_id, []),
-                open_tasks=tasks.get(client_id, []),
-                recent_interactions=[
-                    InteractionView(kind, at, summary, _ref(agents, agent_id))
-                    for kind, at, summary, agent_id in history.get(client_id, [])
-                ],
+        deals: dict[int, list[DealView]] = defaultdict(list)
+        for drow in await s.execute(_OPEN_DEALS, present):
+            deals[drow.client_id].append(
+                DealView(drow.id, drow.title, drow.name, drow.amount, drow.owner_id, drow.created_at)
             )
+
+        tasks: dict[int, list[TaskView]] = defaultdict(list)
+        for trow in await s.execute(_OPEN_TASKS, present):
+            tasks[trow.client_id].append(
+                TaskView(trow.id, trow.title, trow.due_at, trow.agent_id, trow.call_id)
+            )
+
+        history: dict[int, list[tuple[str, datetime, str, int | None]]] = defaultdict(list)
+        for row in await s.execute(_RECENT, {**present, "recent": recent}):
+            history[row.client_id].append((row.kind, row.at, row.summary, row.agent_id))
+
+        agent_ids = {c.owner_id for c in clients.values() if c.owner_id is not None}
+        agent_ids |= {a for items in history.values() for (_, _, _, a) in items if a is not None}
+        agents = await _names(s, _AGENT_NAMES, agent_ids)
+        companies = await _names(
+            s, _CLIENT_NAMES, {c.company_id for c in clients.values() if c.company_id is not None}
         )
-    return cards
 
-
-async def build_card(s: AsyncSession, client_id: int, *, now: datetime, recent: int = RECENT) -> Card | None:
-    cards = await build_cards(s, [client_id], now=now, recent=recent)
-    return cards[0] if cards else None
+        now = self.clock.now()
+        cards = []
+        for client_id in wanted:
+            client = clients.get(client_id)
+            if client is None:
+                continue
+            numbers = phones.get(client_id, [])
+            first = next((p.e164 for p in numbers if p.e164), None)
+            cards.append(
+                Card(
+                    id=client.id,
+                    kind=client.kind,
+                    name=client.name,
+                    company=_ref(companies, client.company_id),
+                    phones=numbers,
+                    emails=emails.get(client_id, []),
+                    tags=list(client.tags or []),
+                    owner=_ref(agents, client.owner_id),
+                    custom=dict(client.custom or {}),
+                    notes=client.notes,
+                    created_at=client.created_at,
+                    updated_at=client.updated_at,
+                    last_interaction_at=client.last_interaction_at,
+                    local_time=local_time(first, now) if first else None,
+                    region=region_of(first) if first else None,
+                    open_deals=deals.get(client_id, []),
+                    open_tasks=tasks.get(client_id, []),
+                    recent_interactions=[
+                        InteractionView(kind, at, summary, _ref(agents, agent_id))
+                        for kind, at, summary, agent_id in history.get(client_id, [])
+                    ],
+                )
+            )
+        return cards
 
 
 async def _names(s: AsyncSession, names: Select[int, str], ids: set[int]) -> dict[int, str]:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from crm.domain.clock import Clock
-from crm.domain.errors import Conflict, InvalidInput, InvalidPhone, NotFound
+from crm.domain.errors import Conflict, InvalidInput, InvalidPhone
 from crm.domain.models import (
     CLIENT_EMAILS,
     CLIENT_PHONES,
@@ -34,6 +34,7 @@ from crm.domain.paging import Page, paginate
 from crm.domain.phones import Phone, parse_phone, try_normalize
 from crm.domain.text import clean_name, fold, normalize_email, shorten_name
 from crm.storage.new_ids import insert_with_ids
+from crm.storage.rows import require
 
 KINDS = ("person", "company")
 
@@ -111,10 +112,7 @@ class Clients:
     # -- reading -------------------------------------------------------------------------
 
     async def require(self, s: AsyncSession, client_id: int) -> Client:
-        client = await s.get(Client, client_id)
-        if client is None:
-            raise NotFound(f"no client with id {client_id}")
-        return client
+        return await require(s, Client, client_id, "client")
 
     async def names(self, s: AsyncSession, ids: set[int]) -> dict[int, str]:
         if not ids:
@@ -510,15 +508,6 @@ class Clients:
             )
         )
         await s.flush()
-
-    async def add_identity(
-        self, s: AsyncSession, client_id: int, channel: str, external_id: str, display: str | None = None
-    ) -> None:
-        await s.execute(
-            insert(ClientIdentity).values(
-                client_id=client_id, channel=channel, external_id=external_id, display=display
-            )
-        )
 
     async def set_owner_if_none(self, s: AsyncSession, client_id: int, agent_id: int) -> int:
         """Give the client a sticky owner unless it has one; returns whoever owns it now."""

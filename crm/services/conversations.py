@@ -29,7 +29,7 @@ from crm.domain.models import INTERACTIONS, Agent, ClientIdentity, UtcDateTime
 from crm.domain.phones import parse_phone
 from crm.services import notices, timeline
 from crm.services.clients import Clients
-from crm.services.merge import merge_clients
+from crm.services.merge import Merger
 from crm.services.routing import Router
 
 log = logging.getLogger("crm.conversations")
@@ -65,9 +65,10 @@ class SharedPhone:
 
 
 class Conversations:
-    def __init__(self, clients: Clients, router: Router, clock: Clock) -> None:
+    def __init__(self, clients: Clients, router: Router, merger: Merger, clock: Clock) -> None:
         self.clients = clients
         self.router = router
+        self.merger = merger
         self.clock = clock
 
     async def incoming(
@@ -156,5 +157,5 @@ class Conversations:
             return SharedPhone(writer, None)
         if holder == writer:
             return SharedPhone(writer, None)
-        await merge_clients(s, holder, writer, clock=self.clock)
+        await self.merger.merge(s, holder, writer)
         return SharedPhone(holder, writer)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -24,11 +25,13 @@ from crm.delivery import outbox
 from crm.domain.clock import Clock
 from crm.domain.errors import InvalidInput, InvalidPhone
 from crm.domain.models import Client, ClientEmail, ClientPhone, Lead
+from crm.domain.paging import Page, paginate
 from crm.domain.phones import Phone, format_international, parse_phone
 from crm.domain.text import MAX_NAME, normalize_email, storable
-from crm.services import deals, notices, timeline
+from crm.services import notices, timeline
 from crm.services.clients import ClientDraft, Clients
-from crm.services.notes import add_note
+from crm.services.deals import Deals
+from crm.services.notes import Notes
 from crm.services.routing import Router
 
 MAX_MESSAGE = 5000
@@ -177,13 +180,41 @@ def _clean_value(value: Any) -> Any:
 
 
 class LeadIntake:
-    """Takes leads in; `mail_to` is the sales mailbox (None: no lead mail)."""
+    """Takes leads in, and lists them; `mail_to` is the sales mailbox (None: no lead mail)."""
 
-    def __init__(self, clients: Clients, router: Router, clock: Clock, *, mail_to: str | None = None) -> None:
+    def __init__(
+        self,
+        clients: Clients,
+        router: Router,
+        deals: Deals,
+        notes: Notes,
+        clock: Clock,
+        *,
+        mail_to: str | None = None,
+    ) -> None:
         self.clients = clients
         self.router = router
+        self.deals = deals
+        self.notes = notes
         self.clock = clock
         self.mail_to = mail_to
+
+    async def search(
+        self,
+        s: AsyncSession,
+        *,
+        client_id: int | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[Lead]:
+        """The leads, oldest first, filtered by client and arrival time."""
+        stmt = select(Lead)
+        if client_id is not None:
+            stmt = stmt.where(Lead.client_id == client_id)
+        if since is not None:
+            stmt = stmt.where(Lead.created_at >= since)
+        return await paginate(s, stmt, Lead.id, limit=limit, cursor=cursor)
 
     def check(self, draft: LeadDraft) -> CheckedLead:
         return check(draft, self.clients.region)
@@ -229,11 +260,10 @@ class LeadIntake:
             lead_id=lead_id,
             direction="inbound",
         )
-        await deals.open_deal(  # the deal is worked by whoever got the lead
+        await self.deals.open(  # the deal is worked by whoever got the lead
             s,
             client_id,
             f"Lead from {where}"[:300],
-            clock=self.clock,
             owner_id=agent.id if agent else None,
             lead_id=lead_id,
         )
@@ -308,14 +338,13 @@ class LeadIntake:
         other = await s.get(Client, other_id)
         who = f"{other.name} (client {other_id})" if other is not None else f"client {other_id}"
         phone = lead.phone.display if lead.phone else "this client's phone"
-        await add_note(
+        await self.notes.add(
             s,
             client_id,
             f"Web-form lead {lead_id} came with {phone}, which is this client's, and the e-mail "
             f"{lead.email}, which is {who}'s. The lead is filed here and nothing was changed on either "
             "client; merge the two if they are one person.",
             agent_id=None,
-            clock=self.clock,
         )
 
 

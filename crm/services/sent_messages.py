@@ -10,41 +10,48 @@ from crm.domain.clock import Clock
 from crm.domain.models import ChannelMessage
 
 
-async def remember(
-    s: AsyncSession,
-    channel: str,
-    address: str,
-    external_id: str,
-    kind: str,
-    *,
-    clock: Clock,
-    agent_id: int | None = None,
-    client_id: int | None = None,
-    call_id: int | None = None,
-    task_id: int | None = None,
-) -> None:
-    s.add(
-        ChannelMessage(
-            channel=channel,
-            address=address,
-            external_id=external_id,
-            kind=kind,
-            agent_id=agent_id,
-            client_id=client_id,
-            call_id=call_id,
-            task_id=task_id,
-            created_at=clock.now(),
-        )
-    )
-    await s.flush()
+class SentMessages:
+    """What each message we sent was about, looked up when someone replies to it."""
 
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
 
-async def about(s: AsyncSession, channel: str, address: str, external_id: str) -> ChannelMessage | None:
-    row = await s.execute(
-        select(ChannelMessage).where(
-            ChannelMessage.channel == channel,
-            ChannelMessage.address == address,
-            ChannelMessage.external_id == external_id,
+    async def remember(
+        self,
+        s: AsyncSession,
+        channel: str,
+        address: str,
+        external_id: str,
+        kind: str,
+        *,
+        agent_id: int | None = None,
+        client_id: int | None = None,
+        call_id: int | None = None,
+        task_id: int | None = None,
+    ) -> None:
+        s.add(
+            ChannelMessage(
+                channel=channel,
+                address=address,
+                external_id=external_id,
+                kind=kind,
+                agent_id=agent_id,
+                client_id=client_id,
+                call_id=call_id,
+                task_id=task_id,
+                created_at=self.clock.now(),
+            )
         )
-    )
-    return row.scalar_one_or_none()
+        await s.flush()
+
+    async def about(
+        self, s: AsyncSession, channel: str, address: str, external_id: str
+    ) -> ChannelMessage | None:
+        row = await s.execute(
+            select(ChannelMessage).where(
+                ChannelMessage.channel == channel,
+                ChannelMessage.address == address,
+                ChannelMessage.external_id == external_id,
+            )
+        )
+        return row.scalar_one_or_none()

@@ -13,9 +13,8 @@ from ipaddress import ip_address
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from crm.services.tokens import token_holder
 from gateway.http import error_response
-from gateway.keys import STORE
+from gateway.keys import CRM, STORE
 
 PUBLIC = frozenset({"/api/v1/openapi.json"})
 TOKEN_NAME = web.RequestKey("token_name", str)
@@ -47,7 +46,7 @@ async def refusal(request: web.Request) -> web.Response | None:
             headers={"WWW-Authenticate": _CHALLENGE},
         )
     async with request.config_dict[STORE].looking_up() as s:
-        holder = await token_holder(s, token.strip())
+        holder = await request.config_dict[CRM].tokens.holder(s, token.strip())
     if holder is None:
         return error_response(403, "forbidden", "this token is unknown")
     if holder.revoked:

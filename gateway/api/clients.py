@@ -7,9 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.domain.errors import InvalidInput, InvalidPhone, NotFound
 from crm.domain.phones import parse_phone
-from crm.services.cards import build_card, build_cards
 from crm.services.clients import ClientDraft
-from crm.services.merge import merge_clients
 from gateway.api import render, schemas
 from gateway.http import path_id, query_limit, read_model, reply
 from gateway.keys import CRM, STORE
@@ -18,7 +16,7 @@ routes = web.RouteTableDef()
 
 
 async def _card(request: web.Request, s: AsyncSession, client_id: int) -> schemas.Card:
-    card = await build_card(s, client_id, now=request.config_dict[CRM].clock.now())
+    card = await request.config_dict[CRM].cards.build(s, client_id)
     if card is None:
         raise NotFound(f"no client with id {client_id}")
     return render.card(card)
@@ -53,7 +51,7 @@ async def list_clients(request: web.Request) -> web.Response:
             limit=query_limit(request),
             cursor=request.query.get("cursor") or None,
         )
-        cards = await build_cards(s, page.items, now=crm.clock.now())
+        cards = await crm.cards.build_many(s, page.items)
     return reply(schemas.ClientsPage(clients=[render.card(c) for c in cards], next_cursor=page.next_cursor))
 
 
@@ -90,8 +88,7 @@ async def merge(request: web.Request) -> web.Response:
     """Fold `other_id` into this client; the answer is the survivor's card."""
     body, _ = await read_model(request, schemas.MergeIn)
     client_id = path_id(request)
-    crm = request.config_dict[CRM]
     async with request.config_dict[STORE].session() as s:
-        await merge_clients(s, client_id, body.other_id, clock=crm.clock)
+        await request.config_dict[CRM].merger.merge(s, client_id, body.other_id)
         card = await _card(request, s, client_id)
     return reply(card)

@@ -5,10 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from crm.domain.errors import InvalidInput
-from crm.services import tasks
 from crm.services.agents import AgentView
-from crm.services.calls import get_call, list_calls
-from crm.services.leads import list_leads
 from gateway.api import render, schemas
 from gateway.http import (
     error_response,
@@ -29,7 +26,7 @@ routes = web.RouteTableDef()
 @routes.get("/calls")
 async def call_log(request: web.Request) -> web.Response:
     async with request.config_dict[STORE].reading() as s:
-        page = await list_calls(
+        page = await request.config_dict[CRM].call_log.search(
             s,
             client_id=query_int(request, "client_id"),
             status=request.query.get("status") or None,
@@ -66,13 +63,13 @@ async def click_to_call(request: web.Request) -> web.Response:
 @routes.get(r"/calls/{id:\d+}")
 async def one_call(request: web.Request) -> web.Response:
     async with request.config_dict[STORE].reading() as s:
-        return reply(render.call(await get_call(s, path_id(request))))
+        return reply(render.call(await request.config_dict[CRM].call_log.get(s, path_id(request))))
 
 
 @routes.get("/leads")
 async def lead_list(request: web.Request) -> web.Response:
     async with request.config_dict[STORE].reading() as s:
-        page = await list_leads(
+        page = await request.config_dict[CRM].leads.search(
             s,
             client_id=query_int(request, "client_id"),
             since=query_time(request, "since"),
@@ -85,7 +82,7 @@ async def lead_list(request: web.Request) -> web.Response:
 @routes.get("/tasks")
 async def task_list(request: web.Request) -> web.Response:
     async with request.config_dict[STORE].reading() as s:
-        page = await tasks.list_tasks(
+        page = await request.config_dict[CRM].tasks.search(
             s,
             agent_id=query_int(request, "agent_id"),
             client_id=query_int(request, "client_id"),
@@ -100,15 +97,9 @@ async def task_list(request: web.Request) -> web.Response:
 async def create_task(request: web.Request) -> web.Response:
     """A task for an agent (the client's owner by default); reminded once when it comes due."""
     body, _ = await read_model(request, schemas.TaskIn)
-    crm = request.config_dict[CRM]
     async with request.config_dict[STORE].session() as s:
-        task = await tasks.create_task(
-            s,
-            client_id=body.client_id,
-            title=body.title,
-            due_at=body.due_at,
-            agent_id=body.agent_id,
-            clock=crm.clock,
+        task = await request.config_dict[CRM].tasks.create(
+            s, client_id=body.client_id, title=body.title, due_at=body.due_at, agent_id=body.agent_id
         )
         rendered = render.task(task)
     request.config_dict[REMINDERS].wake()
@@ -121,10 +112,9 @@ async def patch_task(request: web.Request) -> web.Response:
     body, given = await read_model(request, schemas.TaskPatch)
     if not given:
         raise InvalidInput({"body": "give done or due_at"})
-    crm = request.config_dict[CRM]
     async with request.config_dict[STORE].session() as s:
-        task = await tasks.update_task(
-            s, path_id(request), done=body.done, due_at=body.due_at, clock=crm.clock
+        task = await request.config_dict[CRM].tasks.update(
+            s, path_id(request), done=body.done, due_at=body.due_at
         )
         rendered = render.task(task)
     request.config_dict[REMINDERS].wake()

@@ -14,8 +14,6 @@ from sqlalchemy import select
 
 from crm.domain.errors import Conflict, InvalidInput, NotFound
 from crm.domain.models import Agent, Call, Client, Deal, Task
-from crm.services.deals import open_deal
-from crm.services.handover import hand_over
 from tests.bots.conftest import SECRET
 from tests.processes import cli_env, run_cli
 from tests.telephony.conftest import Phones
@@ -34,7 +32,7 @@ async def _alices_world(phones: Phones) -> dict[str, Any]:
     await phones.card(1001)
     now = phones.clock.now()
     async with phones.store.session() as s:
-        await open_deal(s, grace, "Compiler licence", clock=phones.clock, owner_id=alice.id)
+        await phones.crm.deals.open(s, grace, "Compiler licence", owner_id=alice.id)
         s.add(
             Task(
                 client_id=ada,
@@ -61,7 +59,7 @@ async def _alices_world(phones: Phones) -> dict[str, Any]:
 async def test_alice_leaves_and_bob_gets_her_clients_deal_and_task(phones: Phones) -> None:
     w = await _alices_world(phones)
     async with phones.store.session() as s:
-        moved = await hand_over(s, w["alice"].id, w["bob"].id, clock=phones.clock)
+        moved = await phones.crm.handover.perform(s, w["alice"].id, w["bob"].id)
     assert (moved.clients, moved.deals, moved.tasks) == (3, 1, 1)
     told = await phones.card(1002)
     assert "Alice has left; you now have their 3 clients, 1 open deal and 1 open task" in (told.text or "")
@@ -97,7 +95,7 @@ async def test_alice_leaves_and_bob_gets_her_clients_deal_and_task(phones: Phone
 
 async def _hand_over(phones: Phones, leaving: int, taking: int) -> None:
     async with phones.store.session() as s:
-        await hand_over(s, leaving, taking, clock=phones.clock)
+        await phones.crm.handover.perform(s, leaving, taking)
 
 
 async def test_bad_hand_overs_are_refused_and_change_nothing(phones: Phones) -> None:

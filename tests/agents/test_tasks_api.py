@@ -8,7 +8,6 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from crm.services.tokens import create_token
 from gateway.app import create_app
 from gateway.keys import REMINDERS, TELEGRAM
 from gateway.settings import Settings
@@ -18,7 +17,7 @@ from tests.telephony.conftest import AiohttpServer, Phones
 async def _api(phones: Phones, aiohttp_client: Any) -> tuple[TestClient[Any, Any], dict[str, str]]:
     client = await aiohttp_client(phones.server)
     async with phones.store.session() as s:
-        token = await create_token(s, "tests", phones.clock)
+        token = await phones.crm.tokens.create(s, "tests")
     return client, {"Authorization": f"Bearer {token}"}
 
 
@@ -101,9 +100,7 @@ async def test_a_removed_agents_task_cannot_be_moved(phones: Phones, aiohttp_cli
     ).json()
     await http.patch(f"/api/v1/tasks/{task['id']}", json={"done": True}, headers=auth)
     async with phones.store.session() as s:
-        from crm.services.handover import hand_over
-
-        await hand_over(s, alice.id, bob.id, clock=phones.clock)
+        await phones.crm.handover.perform(s, alice.id, bob.id)
     r = await http.patch(f"/api/v1/tasks/{task['id']}", json={"due_at": soon}, headers=auth)
     assert r.status == 409 and "has left" in (await r.json())["detail"]
     r = await http.post(
@@ -121,15 +118,8 @@ async def test_reminders_survive_a_restart_and_two_processes_remind_once(
     ada = await phones.client("Ada", "+14155550100", owner=alice)
     await phones.server.close()  # the gateway is down when the task comes due
     async with phones.store.session() as s:
-        from crm.services.tasks import create_task
-
-        await create_task(
-            s,
-            client_id=ada,
-            title="While you were out",
-            due_at=datetime.now(UTC),
-            agent_id=None,
-            clock=phones.clock,
+        await phones.crm.tasks.create(
+            s, client_id=ada, title="While you were out", due_at=datetime.now(UTC), agent_id=None
         )
     servers = []
     for _ in range(2):  # two gateway processes on the same database

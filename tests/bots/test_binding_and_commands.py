@@ -149,9 +149,7 @@ async def test_tasks_list_and_done_button(world: BotWorld) -> None:
     edited = world.bot_api.message(1001, listing.message_id)
     assert [b["text"] for b in edited.buttons] == ["✔️ Done: Send the offer"]
     async with world.store.reading() as s:
-        from crm.services.tasks import list_tasks
-
-        open_tasks = (await list_tasks(s, agent_id=alice.id, open_only=True)).items
+        open_tasks = (await world.crm.tasks.search(s, agent_id=alice.id, open_only=True)).items
     assert [t.title for t in open_tasks] == ["Send the offer"]
     assert "No open tasks" not in ((await world.say(1001, "/tasks")).plain_text or "")
 

@@ -7,7 +7,6 @@ from datetime import timedelta
 from crm.delivery import outbox
 from crm.domain.models import Call
 from crm.services import notices, timeline
-from crm.services.deals import open_deal
 from tests.bots.conftest import BotWorld
 
 
@@ -61,9 +60,7 @@ async def test_the_answering_agent_gets_the_card_and_picks_an_outcome(world: Bot
     async with world.store.reading() as s:
         call = await s.get(Call, call_id)
         assert call is not None and call.outcome == "won"
-        from crm.services.cards import build_card
-
-        after = await build_card(s, ada, now=world.clock.now())
+        after = await world.crm.cards.build(s, ada)
     assert after is not None
     assert after.open_deals == []  # the deal the win opened is closed as Won
     assert after.recent_interactions[0].summary == "Call outcome: Won"
@@ -73,7 +70,7 @@ async def test_interested_qualifies_the_open_deal_and_callback_makes_a_task(worl
     bob = await world.bound_agent("Bob", "+14155550002", chat_id=2002)
     ada, _ = await _answered_call(world, bob.id)
     async with world.store.session() as s:
-        await open_deal(s, ada, "Engines", clock=world.clock)
+        await world.crm.deals.open(s, ada, "Engines")
     card = await world.bot_api.next_message(2002)
     await world.press(2002, card, "👍 Interested")
     await world.bot_api.next_call("editMessageText")
@@ -94,9 +91,7 @@ async def test_a_reply_to_the_card_is_a_note_on_the_client_and_the_call(world: B
     async with world.store.reading() as s:
         call = await s.get(Call, call_id)
         assert call is not None and call.notes == "Wants a quote for <3> engines & a manual"
-        from crm.services.cards import build_card
-
-        after = await build_card(s, ada, now=world.clock.now())
+        after = await world.crm.cards.build(s, ada)
     assert after is not None
     note = after.recent_interactions[0]
     assert (note.kind, note.agent.name if note.agent else None) == ("note", "Bob")
@@ -122,7 +117,7 @@ async def test_a_long_history_is_cut_to_fit_telegram(world: BotWorld) -> None:
                 s, ada, "note", ("very long note " * 40) + str(i), at=now - timedelta(minutes=i)
             )
         for i in range(40):
-            await open_deal(s, ada, f"Deal {i} " + "y" * 200, clock=world.clock)
+            await world.crm.deals.open(s, ada, f"Deal {i} " + "y" * 200)
         await outbox.enqueue(
             s,
             notices.CHANNEL,

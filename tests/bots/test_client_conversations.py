@@ -8,7 +8,6 @@ import asyncio
 from sqlalchemy import func, select
 
 from crm.domain.models import Client, ClientIdentity, Interaction
-from crm.services.cards import build_card
 from crm.services.conversations import RELAY_PER_MINUTE
 from tests.bots.conftest import SECRET, BotWorld
 
@@ -54,7 +53,7 @@ async def test_a_client_writes_an_agent_answers_and_the_thread_is_on_the_record(
 
     async with world.store.reading() as s:
         client_id = (await s.execute(select(ClientIdentity.client_id))).scalar_one()
-        card = await build_card(s, client_id, now=world.clock.now(), recent=10)
+        card = await world.crm.cards.build(s, client_id, recent=10)
     assert card is not None
     assert [(i.kind, i.summary) for i in reversed(card.recent_interactions)] == [
         ("message", "Hi, do you sell <analytical> engines?"),
@@ -85,7 +84,7 @@ async def test_a_shared_phone_merges_the_writer_into_the_known_caller(world: Bot
     async with world.store.reading() as s:
         clients = (await s.execute(select(func.count()).select_from(Client))).scalar_one()
         owner_of_identity = (await s.execute(select(ClientIdentity.client_id))).scalar_one()
-        card = await build_card(s, ada, now=world.clock.now(), recent=10)
+        card = await world.crm.cards.build(s, ada, recent=10)
     assert clients == 1 and owner_of_identity == ada
     assert card is not None and any(i.summary == "Hello, it's me again" for i in card.recent_interactions)
     await _write(world, 3003, "Any news?")

@@ -39,9 +39,7 @@ async def test_a_due_task_reminds_its_agent_once_with_the_card(world: BotWorld) 
     await world.press(1001, reminder, "✔️ Done: Call Ada back")
     await world.bot_api.next_call("answerCallbackQuery")
     async with world.store.reading() as s:
-        from crm.services.tasks import list_tasks
-
-        assert (await list_tasks(s, agent_id=alice.id, open_only=True)).items == []
+        assert (await world.crm.tasks.search(s, agent_id=alice.id, open_only=True)).items == []
 
 
 async def test_a_task_moved_later_is_reminded_again_then(world: BotWorld) -> None:
@@ -91,9 +89,7 @@ async def test_a_task_done_before_its_reminder_goes_out_is_skipped(world: BotWor
                 break
         await asyncio.sleep(0.05)
     async with world.store.session() as s:
-        from crm.services.tasks import complete_task
-
-        await complete_task(s, task_id, clock=world.clock)
+        await world.crm.tasks.update(s, task_id, done=True)
     # A try already under way when the task was done had read it as open: Telegram is back only
     # once the sender has looked again and dropped the reminder, so the test does not race it.
     for _ in range(100):

@@ -126,15 +126,14 @@ async def test_a_note_on_another_agents_call_is_refused(world: BotWorld) -> None
     # to it must not write on the call.
     hello = await world.say(3003, "/help")
     async with world.store.session() as s:
-        from crm.services import notices, sent_messages
+        from crm.services import notices
 
-        await sent_messages.remember(
+        await world.crm.sent_messages.remember(
             s,
             notices.CHANNEL,
             "3003",
             str(hello.message_id),
             "card",
-            clock=world.crm.clock,
             client_id=ada,
             call_id=call_id,
             agent_id=carol.id,

@@ -9,9 +9,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from crm.domain.clock import FrozenClock
-from crm.services.tokens import create_token
 from gateway.app import create_app
-from gateway.keys import STORE
+from gateway.keys import CRM, STORE
 from gateway.settings import Settings
 
 AiohttpClient = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -30,9 +29,9 @@ async def gateway(
 
 
 @pytest.fixture
-async def token(gateway: TestClient[Any, Any], clock: FrozenClock) -> str:
+async def token(gateway: TestClient[Any, Any]) -> str:
     async with gateway.app[STORE].session() as s:
-        return await create_token(s, "tests", clock)
+        return await gateway.app[CRM].tokens.create(s, "tests")
 
 
 @pytest.fixture

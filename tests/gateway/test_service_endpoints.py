@@ -12,10 +12,9 @@ import pytest
 from aiohttp.test_utils import TestClient, make_mocked_request
 
 from crm.domain.clock import FrozenClock
-from crm.services.tokens import create_token, revoke_token
 from gateway.api.auth import from_this_machine
 from gateway.app import create_app
-from gateway.keys import STORE
+from gateway.keys import CRM, STORE
 from gateway.settings import Settings
 from tests.gateway.conftest import Api
 
@@ -85,7 +84,7 @@ async def test_metrics_from_another_machine_need_a_valid_token(
         pytest.skip("this machine has no address but loopback to be reached from")
     server = await aiohttp_server(create_app(settings, clock=clock), host=address)
     async with server.app[STORE].session() as s:
-        token = await create_token(s, "prometheus", clock)
+        token = await server.app[CRM].tokens.create(s, "prometheus")
     url = f"http://{address}:{server.port}/metrics"  # so the gateway's peer is `address`, not loopback
     async with aiohttp.ClientSession() as http:
         async with http.get(url) as anonymous:
@@ -95,7 +94,7 @@ async def test_metrics_from_another_machine_need_a_valid_token(
         async with http.get(url, headers={"Authorization": f"Bearer {token}"}) as good:
             assert good.status == 200
         async with server.app[STORE].session() as s:
-            await revoke_token(s, "prometheus", clock)
+            await server.app[CRM].tokens.revoke(s, "prometheus")
         async with http.get(url, headers={"Authorization": f"Bearer {token}"}) as revoked:
             assert revoked.status == 401
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from crm.domain.models import ClientEmail, ClientPhone, Interaction
-from crm.services.tokens import create_token
 from tests.bots.conftest import SECRET
 from tests.leads.conftest import Site
 
@@ -125,7 +124,7 @@ async def test_the_api_shows_a_leads_unapplied_details(site: Site) -> None:
     await site.lead(email="ADA@example.com", phone="+44 20 7946 0000")
     await site.lead(email="someone@example.com")
     async with site.store.session() as s:
-        token = await create_token(s, "tests", site.crm.clock)
+        token = await site.crm.tokens.create(s, "tests")
     response = await site.http.get("/api/v1/leads", headers={"Authorization": f"Bearer {token}"})
     leads = (await response.json())["leads"]
     assert [lead["unapplied"] for lead in leads] == [{"phone": "+442079460000"}, {}]

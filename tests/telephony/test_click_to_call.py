@@ -16,7 +16,6 @@ from crm.delivery import outbox
 from crm.delivery.outbox import Delivery
 from crm.delivery.outbox_worker import Retry, Sent
 from crm.domain.models import Call, OutboxMessage
-from crm.services.tokens import create_token
 from gateway.keys import SETTINGS
 from telephony.twilio.dialer import TwilioDialer
 from telephony.twilio.parse import PROVIDER
@@ -31,7 +30,7 @@ LEASE = timedelta(seconds=1)
 async def _api(phones: Phones, aiohttp_client: Any) -> tuple[TestClient[Any, Any], dict[str, str]]:
     client = await aiohttp_client(phones.server)
     async with phones.store.session() as s:
-        token = await create_token(s, "tests", phones.clock)
+        token = await phones.crm.tokens.create(s, "tests")
     return client, {"Authorization": f"Bearer {token}"}
 
 

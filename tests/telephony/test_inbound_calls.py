@@ -154,9 +154,7 @@ async def test_the_call_log_shows_in_the_api_and_on_the_card(phones: Phones) -> 
     call = await phones.twilio.inbound(from_="+14155550100")
     await call.answer(by="+14155550001", talk_seconds=130)
     async with phones.store.reading() as s:
-        from crm.services.cards import build_card
-
-        card = await build_card(s, ada, now=phones.clock.now())
+        card = await phones.crm.cards.build(s, ada)
     assert card is not None
     assert card.recent_interactions[0].summary == "Inbound call with Alice, 2m 10s"
     async with phones.store.reading() as s:

@@ -12,8 +12,6 @@ from sqlalchemy import select
 
 from crm.domain.clock import ShiftedClock
 from crm.domain.models import Call
-from crm.services import tasks
-from crm.services.tokens import create_token
 from gateway.app import create_app
 from gateway.keys import CRM, STORE, TELEGRAM
 from gateway.settings import Settings
@@ -43,15 +41,10 @@ async def world(
         await crm.agents.bind_chat(s, alice.invite_code, chat_id=1001, user_id=1001)
         ada = (await crm.clients.find_or_create_by_phone(s, "+14155550100", name="Ada")).client_id
         await crm.clients.set_owner_if_none(s, ada, alice.id)
-        task = await tasks.create_task(
-            s,
-            client_id=ada,
-            title="Call Ada back",
-            due_at=clock.now() + timedelta(days=1),
-            agent_id=None,
-            clock=clock,
+        task = await crm.tasks.create(
+            s, client_id=ada, title="Call Ada back", due_at=clock.now() + timedelta(days=1), agent_id=None
         )
-        token = await create_token(s, "fuzz", clock)
+        token = await crm.tokens.create(s, "fuzz")
     async with (
         aiohttp.ClientSession() as http,
         TwilioSimulator(base_url=settings.public_url, http=http) as twilio,
