@@ -23,6 +23,7 @@ from crm.delivery.outbox import Delivery
 from crm.delivery.outbox_worker import Failed, OutboxWorker, Outcome, Retry, Sent, Skipped
 from crm.domain.clock import FrozenClock
 from crm.domain.models import OutboxMessage
+from crm.services import notices
 from crm.storage.store import Store
 
 T0 = datetime(2026, 3, 2, 15, 30, tzinfo=UTC)
@@ -179,7 +180,7 @@ async def test_the_last_attempt_fails_the_message_and_records_why(
 ) -> None:
     async def notice(s: AsyncSession) -> None:  # written with the failure, in its transaction
         await outbox.enqueue(
-            s, "telegram", "text", {"text": "mail to Ada failed"}, queue="agent:1", clock=frozen
+            s, notices.CHANNEL, "text", {"text": "mail to Ada failed"}, queue="agent:1", clock=frozen
         )
 
     async def give_up_after_three(delivery: Delivery) -> Outcome:
@@ -199,7 +200,7 @@ async def test_the_last_attempt_fails_the_message_and_records_why(
     assert (row.status, row.last_error, row.attempts) == ("failed", "timed out three times", 3)
     async with store.reading() as s:
         told = (
-            await s.execute(select(OutboxMessage).where(OutboxMessage.channel == "telegram"))
+            await s.execute(select(OutboxMessage).where(OutboxMessage.channel == notices.CHANNEL))
         ).scalar_one()
     assert told.payload == {"text": "mail to Ada failed"}
 
