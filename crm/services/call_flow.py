@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -20,8 +20,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from crm.delivery import outbox
-from crm.domain.call_events import AgentAnswered, CallEnded, CallStarted, DialEnded, RecordingReady
-from crm.domain.call_states import UNANSWERED, UNANSWERED_STATUS, can_move
+from crm.domain.call_events import (
+    AgentAnswered,
+    CallEnded,
+    CallStarted,
+    DialEnded,
+    LegProgress,
+    OutboundAnswered,
+    RecordingReady,
+)
+from crm.domain.call_states import UNANSWERED, UNANSWERED_STATUS, CallStatus, can_move
 from crm.domain.clock import Clock
 from crm.domain.errors import InvalidInput, InvalidPhone
 from crm.domain.models import CALL_LEGS, CALLS, INTERACTIONS, Agent, Call, CallLeg, Client, ClientPhone, Task
@@ -33,6 +41,8 @@ from crm.storage.new_ids import insert_with_ids
 log = logging.getLogger("crm.calls")
 
 RING_SECONDS = 20
+# `place_outbound` names a call so until the provider names it (`outbound_placed`).
+UNNAMED = "pending-"
 
 # A call whose caller has hung up, but whose ringing result never came, is missed after this.
 ENDED_GRACE = timedelta(seconds=15)
@@ -215,7 +225,7 @@ class CallFlow:
             )
         call = Call(
             provider=provider,
-            provider_call_id=f"pending-{uuid.uuid4().hex}",
+            provider_call_id=f"{UNNAMED}{uuid.uuid4().hex}",
             direction="outbound",
             from_number=caller_id,
             to_number=phone,
@@ -235,8 +245,8 @@ class CallFlow:
     async def outbound_placed(self, s: AsyncSession, call_id: int, provider_call_id: str) -> None:
         """The provider accepted the call and named it: later events use that name."""
         call = await s.get(Call, call_id, with_for_update=True)
-        if call is not None and call.provider_call_id.startswith("pending-"):
-            call.provider_call_id = provider_call_id
+        if call is not None:
+            _name(call, provider_call_id)
 
     async def outbound_failed(self, s: AsyncSession, call_id: int, reason: str) -> None:
         """The provider refused to place the call: it failed, and the agent is told why."""
@@ -304,23 +314,46 @@ class CallFlow:
         return call
 
     async def ended(self, s: AsyncSession, ev: CallEnded) -> Call | None:
+        """The caller's call is over; an event naming our outbound call also names it for the
+        provider (as `outbound_placed`)."""
         call = await self._known(s, ev, "end")
         if call is None:
             return None
+        if ev.call_id is not None:
+            _name(call, ev.provider_call_id)
         call.ended_at = call.ended_at or ev.at
         if call.status == "in_progress":
             call.status = "completed"
             if call.duration_s is None and ev.duration_s is not None:
                 call.duration_s = ev.duration_s
-        elif call.status == "ringing":
-            failed = {"busy": "busy", "failed": "failed", "no-answer": "missed", "canceled": "missed"}
-            status = failed.get(ev.provider_status)
-            if status is not None:
-                await self._unanswered(s, call, status)
-            # A plain "completed" while still ringing tells nothing of the agents: the dial
-            # result decides, or the sweep after ENDED_GRACE.
+        elif call.status == "ringing" and ev.outcome != "answered":
+            await self._unanswered(s, call, UNANSWERED_STATUS[ev.outcome])
+        # An answered line while still ringing tells nothing of the agents (voicemail answers it
+        # too): the dial result decides, or the sweep after ENDED_GRACE.
         await self._sync_timeline(s, call)
         return call
+
+    async def leg_progress(self, s: AsyncSession, ev: LegProgress) -> None:
+        """An agent's leg reports its id, and an answer is an answer."""
+        await self.leg_seen(s, ev.provider, ev.provider_call_id, ev.agent_id, ev.leg_id, call_id=ev.call_id)
+        if ev.answered:
+            answer = AgentAnswered(
+                ev.provider, ev.provider_call_id, ev.agent_id, ev.leg_id, ev.at, ev.call_id
+            )
+            await self.answered(s, answer)
+
+    async def outbound_answered(self, s: AsyncSession, ev: OutboundAnswered) -> str | None:
+        """The agent picked up our outbound call: name it, pop their card, and return the
+        client's number to dial next (None when the call is no longer there to connect)."""
+        await self.outbound_placed(s, ev.call_id, ev.provider_call_id)
+        call = await self.by_id(s, ev.call_id)
+        leg = await self.agent_leg(s, ev.call_id)
+        if call is None or leg is None or call.to_number is None:
+            return None
+        await self.answered(
+            s, AgentAnswered(ev.provider, call.provider_call_id, leg.agent_id, ev.provider_call_id, ev.at)
+        )
+        return call.to_number
 
     async def recording(self, s: AsyncSession, ev: RecordingReady) -> Call | None:
         call = await self._known(s, ev, "recording")
@@ -360,7 +393,7 @@ class CallFlow:
     @staticmethod
     def _answered_status(call: Call) -> None:
         """Someone answered: the call is in progress, or completed if its end was heard already."""
-        target = "completed" if call.ended_at is not None else "in_progress"
+        target: CallStatus = "completed" if call.ended_at is not None else "in_progress"
         if can_move(call.status, target):
             call.status = target
 
@@ -381,7 +414,7 @@ class CallFlow:
                 text = f"{who} took the call from {caller}."
                 await notices.tell(s, leg.agent_id, text, client_id=call.client_id, clock=self.clock)
 
-    async def _unanswered(self, s: AsyncSession, call: Call, status: str) -> None:
+    async def _unanswered(self, s: AsyncSession, call: Call, status: CallStatus) -> None:
         """Nobody took an inbound call: a callback task for the follow-up agent, and a notice."""
         if not can_move(call.status, status):
             return
@@ -393,9 +426,7 @@ class CallFlow:
             log.warning("missed call %s: no owner and no admin to follow it up", call.id)
             return
         caller = await self._caller_name(s, call)
-        what = {"missed": "Missed call", "busy": "Call while everyone was busy", "failed": "Failed call"}[
-            status
-        ]
+        what = _UNANSWERED_WORDS[status][0]
         if call.client_id is None:
             text = f"{what} from {caller}: the number was withheld, no callback possible."
             await notices.tell(s, agent.id, text, clock=self.clock)
@@ -526,11 +557,24 @@ class CallFlow:
         return "a withheld number"
 
 
+def _name(call: Call, provider_call_id: str) -> None:
+    """The provider's name for an outbound call we placed, once it gives one."""
+    if call.provider_call_id.startswith(UNNAMED):
+        call.provider_call_id = provider_call_id
+
+
+# An `UNANSWERED` call in words: the notice's headline, the timeline's summary.
+_UNANSWERED_WORDS: Mapping[str, tuple[str, str]] = {
+    "missed": ("Missed call", "missed"),
+    "busy": ("Call while everyone was busy", "nobody free (busy)"),
+    "failed": ("Failed call", "failed"),
+}
+
+
 def _summary(call: Call, agent_name: str | None) -> str:
     direction = "Outbound" if call.direction == "outbound" else "Inbound"
     if call.status in UNANSWERED:
-        text = {"missed": "missed", "busy": "nobody free (busy)", "failed": "failed"}[call.status]
-        summary = f"{direction} call, {text}"
+        summary = f"{direction} call, {_UNANSWERED_WORDS[call.status][1]}"
         return summary + (", voicemail left" if call.has_voicemail else "")
     summary = f"{direction} call"
     if agent_name:

@@ -1,6 +1,6 @@
 """Ring plans and call steps as TwiML, written with the twilio library's `VoiceResponse`.
 
-Every callback URL named here comes back to `gateway/twilio_webhooks.py`; the note in README.md
+Every callback URL named here comes back to `telephony/twilio/webhooks.py`; the note in README.md
 ("What the TwiML asks Twilio for") says why each one is there.
 """
 
