@@ -8,6 +8,7 @@ from crm.services.call_flow import CallFlow
 from crm.services.clients import Clients
 from crm.services.conversations import Conversations
 from crm.services.intake import LeadIntake
+from crm.services.ring_plans import FirstRings
 from crm.services.routing import NO_RULES, Router, RoutingRules
 
 
@@ -30,6 +31,7 @@ class Crm:
         self.clients = Clients(region, self.clock)
         self.agents = Agents(region, self.clock)
         self.routing = Router(routing, self.clock)
-        self.calls = CallFlow(self.clients, self.routing, self.clock)
+        self.calls = CallFlow(self.clients, self.clock)
+        self.first_rings = FirstRings(self.clients, self.routing)
         self.leads = LeadIntake(self.clients, self.routing, self.clock, mail_to=lead_mail_to)
         self.conversations = Conversations(self.clients, self.routing, self.clock)

@@ -92,7 +92,7 @@ def _store(settings: Settings, *, upgrade: bool) -> Callable[[web.Application], 
             await store.close()
             raise
         app[STORE] = store
-        app[TELEPHONY] = telephony = Telephony(store, app[CRM].calls)
+        app[TELEPHONY] = telephony = Telephony(store, app[CRM].first_rings, app[CRM].calls)
         app[METRICS].watch_group_commits([telephony.group_commit, store.shared_writes])
         yield
         await telephony.close()

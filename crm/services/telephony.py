@@ -2,7 +2,8 @@
 applied in a unit of work of its own, and what the provider should do next out.
 
 An adapter (`telephony/<provider>/`) parses, calls one method here, and renders the answer in its
-own call-control language; the rules live in `crm.services.call_flow.CallFlow`. The first ring of
+own call-control language; the rules live in `crm.services.ring_plans` (the first ring) and
+`crm.services.call_flow.CallFlow` (the rest). The first ring of
 an inbound call is the hot path (the caller hears nothing until it is answered, and the provider
 gives up after 15 s): concurrent first rings share one transaction (`crm.storage.group_commit`)
 of plain statements (`Store.write_sync`). The small writes of the other callbacks share the
@@ -25,14 +26,16 @@ from crm.domain.call_events import (
     RecordingReady,
 )
 from crm.domain.clock import Clock
-from crm.services.call_flow import CallFlow, RingPlan
+from crm.services.call_flow import CallFlow
+from crm.services.ring_plans import FirstRings, RingPlan
 from crm.storage.group_commit import GroupCommit
 from crm.storage.store import Store
 
 
 class Telephony:
-    def __init__(self, store: Store, flow: CallFlow, *, max_batch: int = 256) -> None:
+    def __init__(self, store: Store, rings: FirstRings, flow: CallFlow, *, max_batch: int = 256) -> None:
         self.store = store
+        self.rings = rings
         self.flow = flow
         self.group_commit: GroupCommit[CallStarted, RingPlan] = GroupCommit(
             self._write, name="inbound calls", max_batch=max_batch
@@ -83,7 +86,7 @@ class Telephony:
         await self.group_commit.close()
 
     async def _write(self, events: Sequence[CallStarted]) -> list[RingPlan]:
-        plans = await self.store.write_sync(lambda s: self.flow.log_inbound(s, events))
+        plans = await self.store.write_sync(lambda s: self.rings.log(s, events))
         unreachable = [plan.call_id for plan in plans if not plan.targets]
         if unreachable:
             async with self.store.session() as s:

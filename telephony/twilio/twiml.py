@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
-from crm.services.call_flow import RingPlan, RingTarget
+from crm.services.ring_plans import RingPlan, RingTarget
 
 BASE = "/webhooks/twilio"
 # An agent's leg reports its id as it starts (a dial result may name only the leg) and its answer.

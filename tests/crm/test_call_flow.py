@@ -49,7 +49,7 @@ ALLOWED = {
 
 @pytest.fixture
 async def phones(store: Store, crm: Crm) -> AsyncIterator[Telephony]:
-    telephony = Telephony(store, crm.calls)
+    telephony = Telephony(store, crm.first_rings, crm.calls)
     yield telephony
     await telephony.close()
 

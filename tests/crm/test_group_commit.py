@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from crm.domain.call_events import CallStarted
 from crm.domain.models import Call, Client
 from crm.service import Crm
-from crm.services.call_flow import RingPlan
+from crm.services.ring_plans import RingPlan
 from crm.services.telephony import Telephony
 from crm.storage.store import Store
 
@@ -28,7 +28,7 @@ def started(sid: Any, number: str | None) -> CallStarted:
 async def test_a_bad_item_fails_alone_and_the_rest_of_its_batch_is_written(
     store: Store, crm: Crm, caplog: pytest.LogCaptureFixture
 ) -> None:
-    calls = Telephony(store, crm.calls)
+    calls = Telephony(store, crm.first_rings, crm.calls)
     events = [started(f"CA{k:032d}", f"+1628555{k:04d}") for k in range(9)]
     poisoned = started(None, "+16285559999")  # no provider id: the database refuses the row
     results = await asyncio.gather(
@@ -47,7 +47,7 @@ async def test_a_bad_item_fails_alone_and_the_rest_of_its_batch_is_written(
 
 
 async def test_results_come_back_in_order_and_only_after_the_commit(store: Store, crm: Crm) -> None:
-    calls = Telephony(store, crm.calls)
+    calls = Telephony(store, crm.first_rings, crm.calls)
     events = [started(f"CA{k:032d}", f"+1628555{k:04d}") for k in range(5)]
     plans = await asyncio.gather(*(calls.started(ev) for ev in events))
     async with store.reading() as s:  # another connection sees every call a result named
@@ -57,7 +57,7 @@ async def test_results_come_back_in_order_and_only_after_the_commit(store: Store
 
 @pytest.mark.parametrize("batch", [1, 3])
 async def test_more_items_than_a_batch_holds_are_all_written(store: Store, crm: Crm, batch: int) -> None:
-    calls = Telephony(store, crm.calls, max_batch=batch)
+    calls = Telephony(store, crm.first_rings, crm.calls, max_batch=batch)
     events = [started(f"CA{k:032d}", "+16285550001") for k in range(7)]
     plans = await asyncio.gather(*(calls.started(ev) for ev in events))
     assert len({p.call_id for p in plans}) == 7
