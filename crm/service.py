@@ -23,6 +23,7 @@ from crm.services.intake import LeadIntake
 from crm.services.lead_details import LeadDetails
 from crm.services.merge import Merger
 from crm.services.notes import Notes
+from crm.services.ring_plans import FirstRings
 from crm.services.routing import NO_RULES, Router, RoutingRules
 from crm.services.sent_messages import SentMessages
 from crm.services.tasks import Tasks
@@ -48,7 +49,8 @@ class Crm:
         self.clients = Clients(region, self.clock)
         self.agents = Agents(region, self.clock)
         self.routing = Router(routing, self.clock)
-        self.calls = CallFlow(self.clients, self.routing, self.clock)
+        self.calls = CallFlow(self.clients, self.clock)
+        self.first_rings = FirstRings(self.clients, self.routing)
         self.deals = Deals(self.clock)
         self.call_log = CallLog(self.deals, self.clock)
         self.notes = Notes(self.call_log, self.clock)

@@ -12,14 +12,13 @@ from bots.context import ClickToCall
 from bots.telegram import TelegramBot
 from crm.domain.clock import Clock
 from crm.service import Crm
-from crm.services.inbound_calls import InboundCalls
+from crm.services.telephony import Telephony
 from crm.storage.store import Store
-from gateway import cors, health, leads, middlewares, routing_rules, telegram_webhook, twilio_webhooks
+from gateway import cors, health, leads, middlewares, routing_rules, telegram_webhook
 from gateway.api import auth, clients, openapi, records
 from gateway.http import MAX_BODY
 from gateway.keys import (
     CRM,
-    INBOUND_CALLS,
     LEAD_LIMIT,
     MAIL,
     METRICS,
@@ -28,6 +27,7 @@ from gateway.keys import (
     STORE,
     SWEEPER,
     TELEGRAM,
+    TELEPHONY,
     TWILIO,
 )
 from gateway.metrics import Metrics
@@ -35,6 +35,7 @@ from gateway.ratelimit import SlidingWindow
 from gateway.settings import Settings
 from gateway.workers import CallSweeper, Reminders, WalCheckpoints
 from mail.sender import MailSender, SmtpServer
+from telephony.twilio import webhooks as twilio_webhooks
 from telephony.twilio.dialer import TwilioDialer
 from telephony.twilio.parse import PROVIDER
 from telephony.twilio.rest import TwilioRest
@@ -91,10 +92,10 @@ def _store(settings: Settings, *, upgrade: bool) -> Callable[[web.Application], 
             await store.close()
             raise
         app[STORE] = store
-        app[INBOUND_CALLS] = inbound = InboundCalls(store, app[CRM].calls)
-        app[METRICS].watch_group_commits([inbound.group_commit, store.shared_writes])
+        app[TELEPHONY] = telephony = Telephony(store, app[CRM].first_rings, app[CRM].calls)
+        app[METRICS].watch_group_commits([telephony.group_commit, store.shared_writes])
         yield
-        await inbound.close()
+        await telephony.close()
         await store.close()
 
     return ctx

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from bots.telegram import TelegramBot
 from crm.service import Crm
-from crm.services.inbound_calls import InboundCalls
+from crm.services.telephony import Telephony
 from crm.storage.store import Store
 from gateway.metrics import Metrics
 from gateway.ratelimit import SlidingWindow
@@ -25,5 +25,5 @@ SWEEPER = web.AppKey("sweeper", CallSweeper)
 TWILIO = web.AppKey("twilio", TwilioRest)
 MAIL = web.AppKey("mail", MailSender)
 LEAD_LIMIT = web.AppKey("lead_limit", SlidingWindow)
-# First rings of inbound calls, written in group commits (see `crm.storage.group_commit`).
-INBOUND_CALLS = web.AppKey("inbound_calls", InboundCalls)
+# The telephony providers' door to the domain (first rings written in group commits).
+TELEPHONY = web.AppKey("telephony", Telephony)

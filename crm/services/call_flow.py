@@ -1,52 +1,49 @@
-"""A call from first ring to the last callback: provider events in, state and follow-ups out.
+"""A call after its first ring (`crm.services.ring_plans` logs it) to the last callback: provider
+events in, state and follow-ups out; and click-to-call.
 
 Every method applies one event idempotently. The call row is locked for the transaction, a
 status only moves forward (`crm.domain.call_states`), a repeated event changes nothing, and a late one
 fills in what is missing. Follow-ups (the card for the agent who answered, "taken by" notices, the
 callback task and notice of a missed call, the voicemail) hang on a transition, so they happen
-once however often the provider repeats itself.
+once however often the provider repeats itself. Longer than our modules usually are, on purpose:
+the transitions and the follow-ups that hang on them read best side by side.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import timedelta
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from crm.delivery import outbox
-from crm.domain.call_events import AgentAnswered, CallEnded, CallStarted, DialEnded, RecordingReady
-from crm.domain.call_states import UNANSWERED, UNANSWERED_STATUS, can_move
+from crm.domain.call_events import (
+    AgentAnswered,
+    CallEnded,
+    DialEnded,
+    LegProgress,
+    OutboundAnswered,
+    RecordingReady,
+)
+from crm.domain.call_states import UNANSWERED, UNANSWERED_STATUS, CallStatus, can_move
 from crm.domain.clock import Clock
-from crm.domain.errors import InvalidInput, InvalidPhone
-from crm.domain.models import CALL_LEGS, CALLS, INTERACTIONS, Agent, Call, CallLeg, Client, ClientPhone, Task
-from crm.domain.phones import Phone, format_international, is_anonymous, parse_phone
+from crm.domain.errors import InvalidInput
+from crm.domain.models import INTERACTIONS, Agent, Call, CallLeg, Client, ClientPhone, Task
+from crm.domain.phones import format_international, is_anonymous
 from crm.services import notices, routing, timeline
 from crm.services.clients import Clients
-from crm.storage.new_ids import insert_with_ids
+from crm.services.ring_plans import endpoint
 
 log = logging.getLogger("crm.calls")
 
-RING_SECONDS = 20
+# `place_outbound` names a call so until the provider names it (`outbound_placed`).
+UNNAMED = "pending-"
 
 # A call whose caller has hung up, but whose ringing result never came, is missed after this.
 ENDED_GRACE = timedelta(seconds=15)
-
-# `log_inbound`'s statements, built once (see `Store.write_sync`).
-_LOGGED = select(Call.id, Call.provider_call_id, Call.client_id).where(
-    Call.provider == bindparam("provider"), Call.provider_call_id.in_(bindparam("ids", expanding=True))
-)
-_LEGS_OF = (
-    select(CallLeg.call_id, CallLeg.agent_id, CallLeg.kind, CallLeg.address)
-    .where(CallLeg.call_id.in_(bindparam("calls", expanding=True)))
-    .order_by(CallLeg.id)
-)
-_INSERT_LEGS = insert(CALL_LEGS)
 
 # The callbacks' statements, built once: building a statement costs about what running it does.
 _BY_PROVIDER_ID = select(Call).where(
@@ -68,95 +65,12 @@ _REWRITE_CALL_ENTRY = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class RingTarget:
-    agent_id: int
-    kind: str  # "sip", "client" or "phone"
-    address: str
-
-
-@dataclass(frozen=True, slots=True)
-class RingPlan:
-    """Whom to ring for a call, all at once; no targets means straight to voicemail."""
-
-    call_id: int
-    client_id: int | None
-    targets: list[RingTarget]
-    ring_seconds: int = RING_SECONDS
-    record: bool = True
-
-
-def endpoint(agent: routing.Ringable) -> RingTarget | None:
-    """How to ring an agent: their SIP URI, else their app identity, else their phone."""
-    if agent.sip_uri:
-        return RingTarget(agent.id, "sip", agent.sip_uri)
-    if agent.client_identity:
-        return RingTarget(agent.id, "client", agent.client_identity)
-    if agent.phone:
-        return RingTarget(agent.id, "phone", agent.phone)
-    return None
-
-
 class CallFlow:
-    def __init__(self, clients: Clients, router: routing.Router, clock: Clock) -> None:
+    def __init__(self, clients: Clients, clock: Clock) -> None:
         self.clients = clients
-        self.router = router
         self.clock = clock
 
-    # -- inbound ---------------------------------------------------------------------------
-
-    def log_inbound(self, s: Session, events: Sequence[CallStarted]) -> list[RingPlan]:
-        """Record inbound calls (each once, however often the provider asks) and plan their
-        ringing, in order. For one group commit: a handful of statements however many calls
-        (look up the calls and the callers, make the new callers, read the agents, write the
-        calls and their legs), in plain SQLAlchemy so that `Store.write_sync` can run it in one
-        go. A plan without targets still needs `nobody_to_ring`."""
-        plans: dict[tuple[str, str], RingPlan] = {}
-        for provider in {ev.provider for ev in events}:
-            ids = {ev.provider_call_id for ev in events if ev.provider == provider}
-            plans.update(self._plans_of_logged(s, provider, ids))
-        new: dict[tuple[str, str], CallStarted] = {}
-        for ev in events:
-            key = (ev.provider, ev.provider_call_id)
-            if key not in plans:
-                new.setdefault(key, ev)
-        if new:
-            fresh = list(new.values())
-            phones = [self._caller_phone(ev.from_number) for ev in fresh]
-            callers = self.clients.find_or_create_by_phones(s, [p for p in phones if p])
-            of_call = [callers[p.e164] if p else None for p in phones]
-            groups = self.router.ring_groups(s, of_call)
-            conn = s.connection()
-            call_ids = insert_with_ids(
-                conn,
-                CALLS,
-                [
-                    {
-                        "provider": ev.provider,
-                        "provider_call_id": ev.provider_call_id,
-                        "direction": "inbound",
-                        "from_number": ev.from_number,
-                        "to_number": ev.to_number,
-                        "client_id": caller.client_id if caller else None,
-                        "status": "ringing",
-                        "started_at": ev.at,
-                    }
-                    for ev, caller in zip(fresh, of_call, strict=True)
-                ],
-            )
-            rings = [[t for t in map(endpoint, group) if t is not None] for group in groups]
-            legs = [
-                {"call_id": call_id, "agent_id": t.agent_id, "kind": t.kind, "address": t.address}
-                for call_id, targets in zip(call_ids, rings, strict=True)
-                for t in targets
-            ]
-            if legs:
-                conn.execute(_INSERT_LEGS, legs)
-            for ev, call_id, caller, targets in zip(fresh, call_ids, of_call, rings, strict=True):
-                plans[(ev.provider, ev.provider_call_id)] = RingPlan(
-                    call_id, caller.client_id if caller else None, targets
-                )
-        return [plans[(ev.provider, ev.provider_call_id)] for ev in events]
+    # -- inbound (the first ring: `crm.services.ring_plans`) -----------------------------------
 
     async def nobody_to_ring(self, s: AsyncSession, call_id: int) -> None:
         """Nobody can take this call: the caller goes straight to voicemail, and it is followed
@@ -164,28 +78,6 @@ class CallFlow:
         call = await s.get(Call, call_id, with_for_update=True)
         if call is not None:
             await self._unanswered(s, call, "missed")
-
-    def _plans_of_logged(self, s: Session, provider: str, ids: set[str]) -> dict[tuple[str, str], RingPlan]:
-        """The ring plans of calls logged already (the provider asked again), as first made."""
-        conn = s.connection()
-        calls = conn.execute(_LOGGED, {"provider": provider, "ids": list(ids)}).all()
-        if not calls:
-            return {}
-        legs: dict[int, list[RingTarget]] = {c.id: [] for c in calls}
-        rows = conn.execute(_LEGS_OF, {"calls": list(legs)})
-        for row in rows:
-            legs[row.call_id].append(RingTarget(row.agent_id, row.kind, row.address))
-        return {(provider, c.provider_call_id): RingPlan(c.id, c.client_id, legs[c.id]) for c in calls}
-
-    def _caller_phone(self, number: str | None) -> Phone | None:
-        """The caller's number as read; None for withheld or unreadable numbers (no client)."""
-        if number is None or is_anonymous(number):
-            return None
-        try:
-            return parse_phone(number, self.clients.region)
-        except InvalidPhone as exc:
-            log.info("inbound call from an unreadable number: %s", exc)
-            return None
 
     # -- outbound (click-to-call) ------------------------------------------------------------
 
@@ -215,7 +107,7 @@ class CallFlow:
             )
         call = Call(
             provider=provider,
-            provider_call_id=f"pending-{uuid.uuid4().hex}",
+            provider_call_id=f"{UNNAMED}{uuid.uuid4().hex}",
             direction="outbound",
             from_number=caller_id,
             to_number=phone,
@@ -235,8 +127,8 @@ class CallFlow:
     async def outbound_placed(self, s: AsyncSession, call_id: int, provider_call_id: str) -> None:
         """The provider accepted the call and named it: later events use that name."""
         call = await s.get(Call, call_id, with_for_update=True)
-        if call is not None and call.provider_call_id.startswith("pending-"):
-            call.provider_call_id = provider_call_id
+        if call is not None:
+            _name(call, provider_call_id)
 
     async def outbound_failed(self, s: AsyncSession, call_id: int, reason: str) -> None:
         """The provider refused to place the call: it failed, and the agent is told why."""
@@ -304,23 +196,46 @@ class CallFlow:
         return call
 
     async def ended(self, s: AsyncSession, ev: CallEnded) -> Call | None:
+        """The caller's call is over; an event naming our outbound call also names it for the
+        provider (as `outbound_placed`)."""
         call = await self._known(s, ev, "end")
         if call is None:
             return None
+        if ev.call_id is not None:
+            _name(call, ev.provider_call_id)
         call.ended_at = call.ended_at or ev.at
         if call.status == "in_progress":
             call.status = "completed"
             if call.duration_s is None and ev.duration_s is not None:
                 call.duration_s = ev.duration_s
-        elif call.status == "ringing":
-            failed = {"busy": "busy", "failed": "failed", "no-answer": "missed", "canceled": "missed"}
-            status = failed.get(ev.provider_status)
-            if status is not None:
-                await self._unanswered(s, call, status)
-            # A plain "completed" while still ringing tells nothing of the agents: the dial
-            # result decides, or the sweep after ENDED_GRACE.
+        elif call.status == "ringing" and ev.outcome != "answered":
+            await self._unanswered(s, call, UNANSWERED_STATUS[ev.outcome])
+        # An answered line while still ringing tells nothing of the agents (voicemail answers it
+        # too): the dial result decides, or the sweep after ENDED_GRACE.
         await self._sync_timeline(s, call)
         return call
+
+    async def leg_progress(self, s: AsyncSession, ev: LegProgress) -> None:
+        """An agent's leg reports its id, and an answer is an answer."""
+        await self.leg_seen(s, ev.provider, ev.provider_call_id, ev.agent_id, ev.leg_id, call_id=ev.call_id)
+        if ev.answered:
+            answer = AgentAnswered(
+                ev.provider, ev.provider_call_id, ev.agent_id, ev.leg_id, ev.at, ev.call_id
+            )
+            await self.answered(s, answer)
+
+    async def outbound_answered(self, s: AsyncSession, ev: OutboundAnswered) -> str | None:
+        """The agent picked up our outbound call: name it, pop their card, and return the
+        client's number to dial next (None when the call is no longer there to connect)."""
+        await self.outbound_placed(s, ev.call_id, ev.provider_call_id)
+        call = await self.by_id(s, ev.call_id)
+        leg = await self.agent_leg(s, ev.call_id)
+        if call is None or leg is None or call.to_number is None:
+            return None
+        await self.answered(
+            s, AgentAnswered(ev.provider, call.provider_call_id, leg.agent_id, ev.provider_call_id, ev.at)
+        )
+        return call.to_number
 
     async def recording(self, s: AsyncSession, ev: RecordingReady) -> Call | None:
         call = await self._known(s, ev, "recording")
@@ -360,7 +275,7 @@ class CallFlow:
     @staticmethod
     def _answered_status(call: Call) -> None:
         """Someone answered: the call is in progress, or completed if its end was heard already."""
-        target = "completed" if call.ended_at is not None else "in_progress"
+        target: CallStatus = "completed" if call.ended_at is not None else "in_progress"
         if can_move(call.status, target):
             call.status = target
 
@@ -381,7 +296,7 @@ class CallFlow:
                 text = f"{who} took the call from {caller}."
                 await notices.tell(s, leg.agent_id, text, client_id=call.client_id, clock=self.clock)
 
-    async def _unanswered(self, s: AsyncSession, call: Call, status: str) -> None:
+    async def _unanswered(self, s: AsyncSession, call: Call, status: CallStatus) -> None:
         """Nobody took an inbound call: a callback task for the follow-up agent, and a notice."""
         if not can_move(call.status, status):
             return
@@ -393,9 +308,7 @@ class CallFlow:
             log.warning("missed call %s: no owner and no admin to follow it up", call.id)
             return
         caller = await self._caller_name(s, call)
-        what = {"missed": "Missed call", "busy": "Call while everyone was busy", "failed": "Failed call"}[
-            status
-        ]
+        what = _UNANSWERED_WORDS[status][0]
         if call.client_id is None:
             text = f"{what} from {caller}: the number was withheld, no callback possible."
             await notices.tell(s, agent.id, text, clock=self.clock)
@@ -526,11 +439,24 @@ class CallFlow:
         return "a withheld number"
 
 
+def _name(call: Call, provider_call_id: str) -> None:
+    """The provider's name for an outbound call we placed, once it gives one."""
+    if call.provider_call_id.startswith(UNNAMED):
+        call.provider_call_id = provider_call_id
+
+
+# An `UNANSWERED` call in words: the notice's headline, the timeline's summary.
+_UNANSWERED_WORDS: Mapping[str, tuple[str, str]] = {
+    "missed": ("Missed call", "missed"),
+    "busy": ("Call while everyone was busy", "nobody free (busy)"),
+    "failed": ("Failed call", "failed"),
+}
+
+
 def _summary(call: Call, agent_name: str | None) -> str:
     direction = "Outbound" if call.direction == "outbound" else "Inbound"
     if call.status in UNANSWERED:
-        text = {"missed": "missed", "busy": "nobody free (busy)", "failed": "failed"}[call.status]
-        summary = f"{direction} call, {text}"
+        summary = f"{direction} call, {_UNANSWERED_WORDS[call.status][1]}"
         return summary + (", voicemail left" if call.has_voicemail else "")
     summary = f"{direction} call"
     if agent_name:

@@ -39,7 +39,7 @@ from crm.delivery.outbox import Delivery
 from crm.delivery.outbox_worker import AfterCommit, Failed, OutboxWorker, Outcome, Retry, Sent, Skipped
 from crm.domain.clock import Clock
 from crm.domain.models import Call, CallLeg
-from crm.services.call_flow import CallFlow
+from crm.services.call_flow import UNNAMED, CallFlow
 from crm.storage.store import Store
 from telephony.twilio import twiml
 from telephony.twilio.parse import PROVIDER
@@ -50,8 +50,6 @@ MAX_ATTEMPTS = 5
 CLOCK_SKEW = timedelta(seconds=60)
 # In the outbox message: when this dialer first asked Twilio to place the call (ISO 8601).
 PLACING = "placing_since"
-# `crm.services.call_flow.CallFlow.place_outbound` names a call so until the provider names it.
-UNNAMED = "pending-"
 
 
 class TwilioDialer(OutboxWorker):

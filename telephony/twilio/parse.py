@@ -1,21 +1,43 @@
-"""Twilio's webhook forms → the domain's call events. Provider words stop here."""
+"""Twilio's webhook forms → the domain's call events. Provider words stop here: Twilio's
+parameters and status spellings (`no-answer`, `in-progress`, …) are read and translated here.
+
+`call` and `agent` in a callback's query string are ours (`twiml.url` puts them there)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
 
-from crm.domain.call_events import CallEnded, CallStarted, DialEnded, RecordingReady
+from crm.domain.call_events import (
+    AgentAnswered,
+    CallEnded,
+    CallStarted,
+    DialEnded,
+    LegProgress,
+    OutboundAnswered,
+    Outcome,
+    RecordingReady,
+)
+from crm.domain.paging import parse_id
 
 PROVIDER = "twilio"
 
 # <Dial>'s DialCallStatus → how the ringing of agents ended.
-DIAL_OUTCOME = {
+DIAL_OUTCOME: Mapping[str, Outcome] = {
     "completed": "answered",
     "answered": "answered",
     "no-answer": "no_answer",
     "busy": "busy",
     "failed": "failed",
+    "canceled": "canceled",
+}
+# A call's final CallStatus → how it ended (`completed`: it was answered, by anyone, then hung
+# up). Its other statuses (`queued`, `ringing`, `in-progress`) say it is not over.
+CALL_OUTCOME: Mapping[str, Outcome] = {
+    "completed": "answered",
+    "busy": "busy",
+    "failed": "failed",
+    "no-answer": "no_answer",
     "canceled": "canceled",
 }
 
@@ -79,6 +101,26 @@ def seconds(form: Mapping[str, str], name: str) -> int | None:
     return value if value is None or value <= MAX_SECONDS else None
 
 
+def call_ref(query: Mapping[str, str]) -> int | None:
+    """Our id of the call, when the callback URL names it."""
+    return parse_id(query.get("call", ""))
+
+
+def agent_ref(query: Mapping[str, str]) -> int:
+    """The agent whose leg a callback is about, as our callback URL names them."""
+    raw = query.get("agent", "")
+    agent = parse_id(raw)
+    if agent is None:
+        raise BadParameter("agent", "is not an agent's id") if raw else MissingParameter("agent")
+    return agent
+
+
+def parent_sid(form: Mapping[str, str]) -> str:
+    """The provider id of the call a callback is about, as the request names it (an agent's leg
+    names its parent). The `call` we put in our callback URLs (`call_ref`) is the surer key."""
+    return optional(form, "ParentCallSid", MAX_SID) or required_sid(form, "CallSid")
+
+
 def call_started(form: Mapping[str, str], at: datetime) -> CallStarted:
     return CallStarted(
         provider=PROVIDER,
@@ -89,9 +131,33 @@ def call_started(form: Mapping[str, str], at: datetime) -> CallStarted:
     )
 
 
-def dial_ended(
-    form: Mapping[str, str], provider_call_id: str, at: datetime, *, call_id: int | None = None
-) -> DialEnded:
+def agent_answered(
+    form: Mapping[str, str], agent_id: int, at: datetime, call_id: int | None
+) -> AgentAnswered:
+    """An agent's leg picked up (Twilio fetches the leg's `url` before bridging it)."""
+    leg_id = optional(form, "CallSid", MAX_SID)
+    return AgentAnswered(PROVIDER, parent_sid(form), agent_id, leg_id, at, call_id)
+
+
+def leg_progress(form: Mapping[str, str], agent_id: int, at: datetime, call_id: int | None) -> LegProgress:
+    """A status callback of an agent's leg (`twiml.LEG_EVENTS`)."""
+    leg_id = required_sid(form, "CallSid")
+    answered = form.get("CallStatus") == "in-progress"
+    return LegProgress(PROVIDER, parent_sid(form), agent_id, leg_id, answered, at, call_id)
+
+
+def outbound_answered(form: Mapping[str, str], call_id: int | None, at: datetime) -> OutboundAnswered:
+    """Click-to-call: the agent picked up the call Twilio placed to them (it fetches our `Url`)."""
+    sid = optional(form, "CallSid", MAX_SID)
+    if not sid:
+        raise MissingParameter("CallSid")
+    if call_id is None:
+        raise MissingParameter("call")
+    return OutboundAnswered(PROVIDER, sid, call_id, at)
+
+
+def dial_ended(form: Mapping[str, str], at: datetime, *, call_id: int | None = None) -> DialEnded:
+    provider_call_id = parent_sid(form)
     status = required(form, "DialCallStatus")
     outcome = DIAL_OUTCOME.get(status, "failed")
     if outcome == "answered" and form.get("DialBridged", "").lower() == "false":
@@ -110,13 +176,13 @@ def dial_ended(
 
 def call_ended(form: Mapping[str, str], at: datetime, *, call_id: int | None = None) -> CallEnded | None:
     """The parent call's status callback; None while the call is not over yet."""
-    status = required(form, "CallStatus")
-    if status not in ("completed", "busy", "failed", "no-answer", "canceled"):
+    outcome = CALL_OUTCOME.get(required(form, "CallStatus"))
+    if outcome is None:
         return None
     return CallEnded(
         provider=PROVIDER,
         provider_call_id=required_sid(form, "CallSid"),
-        provider_status=status,
+        outcome=outcome,
         duration_s=seconds(form, "CallDuration"),
         at=at,
         call_id=call_id,
@@ -124,14 +190,10 @@ def call_ended(form: Mapping[str, str], at: datetime, *, call_id: int | None = N
 
 
 def recording(
-    form: Mapping[str, str],
-    provider_call_id: str,
-    *,
-    voicemail: bool,
-    at: datetime,
-    call_id: int | None = None,
+    form: Mapping[str, str], *, voicemail: bool, at: datetime, call_id: int | None = None
 ) -> RecordingReady | None:
     """A recording callback or a <Record> action; None when it carries no recording."""
+    provider_call_id = parent_sid(form)
     url = optional(form, "RecordingUrl", MAX_URL)
     status = form.get("RecordingStatus", "completed")
     if not url or status not in ("completed", ""):

@@ -1,6 +1,6 @@
 """Ring plans and call steps as TwiML, written with the twilio library's `VoiceResponse`.
 
-Every callback URL named here comes back to `gateway/twilio_webhooks.py`; the note in README.md
+Every callback URL named here comes back to `telephony/twilio/webhooks.py`; the note in README.md
 ("What the TwiML asks Twilio for") says why each one is there.
 """
 
@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
-from crm.services.call_flow import RingPlan, RingTarget
+from crm.services.ring_plans import RingPlan, RingTarget
 
 BASE = "/webhooks/twilio"
 # An agent's leg reports its id as it starts (a dial result may name only the leg) and its answer.
